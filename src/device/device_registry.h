@@ -1,0 +1,73 @@
+#pragma once
+// The devices the host has now, and a stream of what changes, for whoever subscribes.
+// Single-threaded: owned and driven by the event loop thread.
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "device/pci_device.h"
+#include "device/usb_device.h"
+
+namespace vhp {
+
+enum class DeviceAction { Added, Removed, Changed };
+const char* to_string(DeviceAction action);
+
+struct UsbEvent {
+  DeviceAction action;
+  UsbDevice device;  // for Removed: as captured when it was added
+};
+struct PciEvent {
+  DeviceAction action;
+  PciDevice device;
+};
+using DeviceEvent = std::variant<UsbEvent, PciEvent>;
+
+class DeviceRegistry {
+ public:
+  using Listener = std::function<void(const DeviceEvent&)>;
+
+  // Unsubscribes when destroyed. Safe to drop from inside a listener.
+  class Subscription {
+   public:
+    Subscription() = default;
+    Subscription(Subscription&&) noexcept = default;
+    Subscription& operator=(Subscription&& other) noexcept;  // drops the subscription it held
+    ~Subscription() { reset(); }
+    void reset();
+
+   private:
+    friend class DeviceRegistry;
+    std::weak_ptr<std::map<int, std::shared_ptr<Listener>>> listeners_;
+    int id_ = 0;
+  };
+
+  DeviceRegistry();
+  [[nodiscard]] Subscription subscribe(Listener listener);
+
+  std::vector<UsbDevice> usb_devices() const;  // ordered by sysfs path: parents before children
+  std::vector<PciDevice> pci_devices() const;  // ordered by address
+  const UsbDevice* find_usb(const std::string& sys_path) const;
+  const PciDevice* find_pci(const std::string& address) const;
+
+  // Record a device that is present: Added if new, Changed if its data changed, nothing if identical.
+  // A USB device whose bus/device number changed at the same path was replugged: Removed, then Added.
+  void upsert(UsbDevice device);
+  void upsert(PciDevice device);
+  // Forget a device: Removed, with the data captured earlier. Unknown paths are ignored.
+  void erase_usb(const std::string& sys_path);
+  void erase_pci(const std::string& address);
+
+ private:
+  void publish(const DeviceEvent& event);
+
+  std::map<std::string, UsbDevice> usb_;  // by sys_path
+  std::map<std::string, PciDevice> pci_;  // by address
+  std::shared_ptr<std::map<int, std::shared_ptr<Listener>>> listeners_;
+  int next_id_ = 1;
+};
+
+}  // namespace vhp
