@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds and runs every test twice: a plain build and an
-# AddressSanitizer + UBSan build.
+# AddressSanitizer + UBSan build; then the libFuzzer targets run briefly (clang).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh"
@@ -12,3 +12,6 @@ jobs=$(nproc)
 "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DVHP_SANITIZE=ON -DVHP_BUILD_BENCH=OFF
 (cd "$root/build-asan" && ctest --output-on-failure -j"$jobs")
 
+
+"$root/scripts/build.sh" "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DVHP_FUZZ=ON
+(cd "$root/build-fuzz" && ctest --output-on-failure -L fuzz)

@@ -58,5 +58,18 @@ TEST(ListDevices, PrintsTheReferenceShapes) {
   EXPECT_EQ(printed["pci_devices"].dump(), expected_pci);
 }
 
+TEST(ListDevices, WarningsGoToStderrSoStdoutStaysJson) {
+  test::Testbed tb;
+  auto host = test::add_realistic_host(tb);
+  auto bad = test::security_key_spec(host.hub);
+  bad.name = "1-2.3", bad.devnum = 30;
+  bad.attribute_overrides = {{"idVendor", "zz"}};
+  bad.extra_properties["ID_VENDOR_ID"] = "zz";
+  tb.add_usb(bad);
+  auto result = test::run_capture({VHOTPLUGD_BINARY, "--list-devices"});
+  ASSERT_EQ(result.exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(result.out)["usb_devices"].size(), 6u);
+}
+
 }  // namespace
 }  // namespace vhp

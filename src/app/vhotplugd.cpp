@@ -1,18 +1,22 @@
 // vhotplugd: watches the host's USB and PCI devices and passes them through to VMs.
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <functional>
 #include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
+#include "api/server.h"
 #include "device/device_registry.h"
 #include "device/udev_watcher.h"
+#include "manager/device_manager.h"
+#include "policy/config.h"
 
 namespace {
 
@@ -27,20 +31,16 @@ nlohmann::ordered_json device_lists(const vhp::DeviceRegistry& registry) {
   return {{"usb_devices", std::move(usb)}, {"pci_devices", std::move(pci)}};
 }
 
-// Reads the config file when there is one; until the policy module lands it is only checked for syntax.
-bool check_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    spdlog::info("no config file at {}; running on the built-in default", path);
-    return true;
+// The config file when there is one, else the built-in default. Throws ConfigError.
+vhp::Config load_config(const std::string& path) {
+  if (!std::filesystem::exists(path)) {
+    spdlog::info("no config file at {}; running on the built-in default (API on the Unix socket, no VMs, no rules)", path);
+    return vhp::builtin_config();
   }
-  auto config = nlohmann::json::parse(in, nullptr, false);
-  if (config.is_discarded() || !config.is_object()) {
-    spdlog::error("{}: not a JSON object", path);
-    return false;
-  }
+  auto config = vhp::load_config_file(path);
+  for (const auto& w : config.warnings) spdlog::warn("config: {}", w);
   spdlog::info("loaded config {}", path);
-  return true;
+  return config;
 }
 
 void log_event(const vhp::DeviceEvent& event) {
@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   app.add_flag("--list-devices", list_devices, "Print the host's USB and PCI devices as JSON and exit");
   app.add_flag("-d,--debug", debug, "Verbose logging");
   CLI11_PARSE(app, argc, argv);
+  spdlog::set_default_logger(spdlog::stderr_color_mt("vhotplugd"));  // stdout is for --list-devices
   spdlog::set_level(debug ? spdlog::level::debug : spdlog::level::info);
 
   try {
@@ -80,19 +81,37 @@ int main(int argc, char** argv) {
       std::cout << device_lists(registry).dump(2) << "\n";
       return 0;
     }
-    if (!check_config(config_path)) return 1;
+    auto config = load_config(config_path);
 
     auto logging = registry.subscribe(log_event);
     watcher.start();
     spdlog::info("watching {} USB and {} PCI devices", registry.usb_devices().size(), registry.pci_devices().size());
 
+    vhp::DeviceManager manager(registry);
+    std::optional<vhp::ApiServer> api;
+    if (config.api.enable && !config.api.transports.empty()) {
+      api.emplace(io, manager, config.api);
+      api->start();
+    } else {
+      spdlog::info("api: disabled or no transports configured");
+    }
+
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code, int signo) {
       spdlog::info("signal {}: shutting down", signo);
       sd_notify(0, "STOPPING=1");
+      if (api) api->stop();
       watcher.stop();
       io.stop();
     });
+    // Reserved for config reload; until then it must not kill the daemon (its default action).
+    boost::asio::signal_set hangup(io, SIGHUP);
+    std::function<void(boost::system::error_code, int)> on_hangup = [&](boost::system::error_code ec, int) {
+      if (ec) return;
+      spdlog::warn("SIGHUP: config reload is not implemented yet; keeping the current config");
+      hangup.async_wait(on_hangup);
+    };
+    hangup.async_wait(on_hangup);
     sd_notify(0, "READY=1");
     io.run();
   } catch (const std::exception& err) {

@@ -1,7 +1,10 @@
 #pragma once
-// Runs a program as a child, as a test would from a shell.
+// Runs programs as children, as a test would from a shell. Children inherit the environment,
+// and so the umockdev testbed.
 #include <string>
 #include <vector>
+
+#include <sys/types.h>
 
 namespace vhp::test {
 
@@ -10,7 +13,26 @@ struct ProcessResult {
   std::string out;     // its standard output
 };
 
-// Runs argv[0] with the given arguments, inheriting the environment (and so the umockdev testbed).
+// Runs to completion and captures standard output.
 ProcessResult run_capture(const std::vector<std::string>& argv);
+
+// A background child whose standard output and error go to files; killed when destroyed.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path);
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  // Sends `signo` and waits; returns the exit code, or 128+signal when killed by one.
+  int stop(int signo);
+  bool running();
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+std::string read_file(const std::string& path);
 
 }  // namespace vhp::test

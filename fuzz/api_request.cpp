@@ -1,0 +1,39 @@
+// libFuzzer: one request line through the vhotplug API parser and dispatcher.
+// Whatever the bytes, the answer is a JSON object with a "result", serialisable as one line.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "api/protocol.h"
+
+namespace {
+
+vhp::DeviceRegistry& registry() {
+  static vhp::DeviceRegistry r = [] {
+    vhp::DeviceRegistry reg;
+    vhp::UsbDevice key;
+    key.sys_path = "/sys/devices/usb1/1-2", key.sys_name = "1-2", key.device_node = "/dev/bus/usb/001/003";
+    key.vid = "1050", key.pid = "0407", key.busnum = 1, key.devnum = 3, key.ports = {2};
+    key.product_name = "Yubikey";
+    reg.upsert(key);
+    vhp::PciDevice nic;
+    nic.address = "0000:00:14.3", nic.vid = "8086", nic.did = "A0F0";
+    reg.upsert(nic);
+    return reg;
+  }();
+  return r;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static vhp::DeviceManager manager(registry());
+  static vhp::Protocol protocol(manager);
+  vhp::Session session;
+  auto response = protocol.handle(std::string_view(reinterpret_cast<const char*>(data), size), session);
+  auto line = vhp::Protocol::to_line(response);
+  if (!response.is_object() || !response.contains("result") || line.empty() || line.back() != '\n' ||
+      line.find('\n') != line.size() - 1)
+    std::abort();
+  return 0;
+}

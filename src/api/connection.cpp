@@ -1,0 +1,116 @@
+#include "api/connection.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+namespace vhp {
+
+namespace asio = boost::asio;
+
+Connection::Connection(Socket socket, std::string peer, Protocol& protocol, ConnectionLimits limits, OnClosed on_closed)
+    : socket_(std::move(socket)),
+      peer_(std::move(peer)),
+      protocol_(protocol),
+      limits_(limits),
+      on_closed_(std::move(on_closed)),
+      wake_(socket_.get_executor()),
+      deadline_(socket_.get_executor()) {}
+
+void Connection::start() {
+  auto self = shared_from_this();
+  asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, asio::detached);
+  asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
+}
+
+void Connection::refuse(const std::string& line) {
+  close_after_flush_ = true;
+  send(line);
+  auto self = shared_from_this();
+  asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
+}
+
+void Connection::send(std::string line) {
+  if (closed_) return;
+  if (queued_bytes_ + line.size() > limits_.send_queue_bytes) {
+    spdlog::warn("api: {} is not reading ({} bytes waiting); disconnecting it", peer_, queued_bytes_);
+    close();
+    return;
+  }
+  queued_bytes_ += line.size();
+  queue_.push_back(std::move(line));
+  wake_.cancel();
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(Socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  wake_.cancel();
+  deadline_.cancel();
+  if (on_closed_) on_closed_(this);
+}
+
+asio::awaitable<void> Connection::read_loop() {
+  auto self = shared_from_this();
+  while (!closed_ && !close_after_flush_) {
+    boost::system::error_code ec;
+    // One byte beyond the limit is the '\n' that ends a line of exactly max_line_bytes.
+    std::size_t n = co_await asio::async_read_until(socket_, asio::dynamic_buffer(input_, limits_.max_line_bytes + 1),
+                                                    '\n', asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::not_found) {
+      spdlog::warn("api: {} sent a line over {} bytes; closing", peer_, limits_.max_line_bytes);
+      close_after_flush_ = true;
+      send(Protocol::to_line(Protocol::line_too_long(limits_.max_line_bytes)));
+      co_return;
+    }
+    if (ec) {  // end of stream, reset, or closed by us
+      close();
+      co_return;
+    }
+    auto response = protocol_.handle(std::string_view(input_.data(), n - 1), session_);
+    input_.erase(0, n);
+    send(Protocol::to_line(response));
+  }
+}
+
+asio::awaitable<void> Connection::write_loop() {
+  auto self = shared_from_this();
+  std::weak_ptr<Connection> weak = self;
+  while (!closed_) {
+    if (queue_.empty()) {
+      if (close_after_flush_) {
+        close();
+        break;
+      }
+      boost::system::error_code ignored;
+      wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      continue;
+    }
+    deadline_.expires_after(limits_.send_timeout);
+    deadline_.async_wait([weak](boost::system::error_code ec) {
+      auto conn = weak.lock();
+      if (ec || !conn) return;
+      spdlog::warn("api: sending to {} timed out; disconnecting it", conn->peer_);
+      conn->close();
+    });
+    boost::system::error_code ec;
+    co_await asio::async_write(socket_, asio::buffer(queue_.front()), asio::redirect_error(asio::use_awaitable, ec));
+    deadline_.cancel();
+    if (ec) {
+      close();
+      break;
+    }
+    queued_bytes_ -= queue_.front().size();
+    queue_.pop_front();
+  }
+}
+
+}  // namespace vhp

@@ -1,0 +1,60 @@
+#pragma once
+// One API client: reads newline-delimited requests, answers them in order, and carries events.
+// Everything it sends goes through one bounded queue, so a response and an event never interleave
+// inside a line, and a client that stops reading is dropped instead of slowing anyone else.
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>  // before Boost 1.74's awaitable.hpp, which uses std::exchange without it
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "api/protocol.h"
+
+namespace vhp {
+
+struct ConnectionLimits {
+  std::size_t max_line_bytes;
+  std::size_t send_queue_bytes;
+  std::chrono::milliseconds send_timeout;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using Socket = boost::asio::generic::stream_protocol::socket;
+  using OnClosed = std::function<void(Connection*)>;
+
+  Connection(Socket socket, std::string peer, Protocol& protocol, ConnectionLimits limits, OnClosed on_closed);
+
+  void start();                          // serve requests
+  void refuse(const std::string& line);  // send one line, then close; reads nothing
+  void send(std::string line);           // queue a line ('\n' included)
+  void close();
+
+  bool wants_notifications() const { return session_.notifications; }
+  const std::string& peer() const { return peer_; }
+
+ private:
+  boost::asio::awaitable<void> read_loop();
+  boost::asio::awaitable<void> write_loop();
+
+  Socket socket_;
+  std::string peer_;
+  Protocol& protocol_;
+  ConnectionLimits limits_;
+  OnClosed on_closed_;
+  Session session_;
+  std::string input_;
+  std::deque<std::string> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool close_after_flush_ = false;
+  bool closed_ = false;
+  boost::asio::steady_timer wake_;      // the writer sleeps on it while the queue is empty
+  boost::asio::steady_timer deadline_;  // a write that takes longer than send_timeout drops the client
+};
+
+}  // namespace vhp

@@ -1,0 +1,38 @@
+#pragma once
+// One request line in, one response object out: parsing, validation and dispatch of the vhotplug
+// API. Pure: the transport owns the bytes and the connection.
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "manager/device_manager.h"
+
+namespace vhp {
+
+// What a request may change about the connection it came on.
+struct Session {
+  bool notifications = false;
+};
+
+class Protocol {
+ public:
+  explicit Protocol(DeviceManager& manager) : manager_(manager) {}
+
+  // `line` is one message without its '\n'. Never throws; bad input gets a "failed" response.
+  nlohmann::ordered_json handle(std::string_view line, Session& session);
+
+  static nlohmann::ordered_json failed(const std::string& error);
+  static nlohmann::ordered_json ok();
+  // The response to a line longer than `limit` bytes (the connection is then closed).
+  static nlohmann::ordered_json line_too_long(std::size_t limit);
+  // Serialises a message as one line, '\n' included. Invalid UTF-8 cannot reach here, but is replaced if it does.
+  static std::string to_line(const nlohmann::ordered_json& message);
+
+ private:
+  nlohmann::ordered_json dispatch(const std::string& action, const nlohmann::json& request, Session& session);
+
+  DeviceManager& manager_;
+};
+
+}  // namespace vhp

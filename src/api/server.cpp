@@ -1,0 +1,126 @@
+#include "api/server.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <grp.h>
+#include <pwd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "api/transports.h"
+
+namespace vhp {
+
+std::string Peer::describe() const {
+  std::string s = transport + " " + address;
+  if (cid) s += " (cid " + std::to_string(*cid) + ")";
+  if (cred) s += " (uid " + std::to_string(cred->uid) + ", gid " + std::to_string(cred->gid) + ", pid " + std::to_string(cred->pid) + ")";
+  return s;
+}
+
+namespace {
+
+unsigned resolve_user(const Principal& p) {
+  if (p.id) return *p.id;
+  if (passwd* pw = ::getpwnam(p.name.c_str())) return pw->pw_uid;
+  throw std::runtime_error("general.api.allowedUsers: no user named '" + p.name + "'");
+}
+
+unsigned resolve_group(const Principal& p) {
+  if (p.id) return *p.id;
+  if (group* gr = ::getgrnam(p.name.c_str())) return gr->gr_gid;
+  throw std::runtime_error("general.api.allowedGroups: no group named '" + p.name + "'");
+}
+
+// The peer's primary group and, when its user is known, its supplementary groups.
+std::vector<gid_t> groups_of(const ucred& cred) {
+  std::vector<gid_t> groups{cred.gid};
+  if (passwd* pw = ::getpwuid(cred.uid)) {
+    int n = 64;
+    std::vector<gid_t> list(static_cast<size_t>(n));
+    if (::getgrouplist(pw->pw_name, cred.gid, list.data(), &n) < 0) {
+      list.resize(static_cast<size_t>(n));
+      ::getgrouplist(pw->pw_name, cred.gid, list.data(), &n);
+    }
+    list.resize(static_cast<size_t>(std::max(n, 0)));
+    groups.insert(groups.end(), list.begin(), list.end());
+  }
+  return groups;
+}
+
+}  // namespace
+
+ApiServer::ApiServer(boost::asio::io_context& io, DeviceManager& manager, const ApiConfig& config)
+    : io_(io), config_(config), protocol_(manager), manager_(manager) {}
+
+ApiServer::~ApiServer() { stop(); }
+
+void ApiServer::start() {
+  for (const auto& u : config_.allowed_users) allowed_uids_.insert(resolve_user(u));
+  for (const auto& g : config_.allowed_groups) allowed_gids_.insert(resolve_group(g));
+  auto admit = [this](Connection::Socket socket, const Peer& peer) { this->admit(std::move(socket), peer); };
+  if (config_.has_transport("unix")) listeners_.push_back(listen_unix(io_, config_, admit));
+  if (config_.has_transport("tcp")) listeners_.push_back(listen_tcp(io_, config_, admit));
+  if (config_.has_transport("vsock")) listeners_.push_back(listen_vsock(io_, config_, admit));
+  events_ = manager_.subscribe([this](const nlohmann::ordered_json& event) { broadcast(event); });
+}
+
+void ApiServer::stop() {
+  events_.reset();
+  for (auto& l : listeners_) l->close();
+  listeners_.clear();
+  auto connections = std::move(connections_);
+  connections_.clear();
+  for (auto& [raw, conn] : connections) conn->close();
+}
+
+std::optional<std::string> ApiServer::refusal(const Peer& peer) const {
+  if (connections_.size() >= config_.max_clients)
+    return "Too many clients: the limit is " + std::to_string(config_.max_clients);
+  if (peer.transport == "vsock" && !config_.allowed_cids.empty() &&
+      (!peer.cid || std::ranges::find(config_.allowed_cids, *peer.cid) == config_.allowed_cids.end()))
+    return "Access denied: VSOCK CID " + (peer.cid ? std::to_string(*peer.cid) : std::string("unknown")) +
+           " is not allowed";
+  if (peer.transport == "unix" && (!allowed_uids_.empty() || !allowed_gids_.empty())) {
+    if (!peer.cred) return std::string("Access denied: peer credentials unavailable");
+    if (allowed_uids_.contains(peer.cred->uid)) return std::nullopt;
+    for (gid_t g : groups_of(*peer.cred))
+      if (allowed_gids_.contains(g)) return std::nullopt;
+    return "Access denied: uid " + std::to_string(peer.cred->uid) + " is not allowed";
+  }
+  return std::nullopt;
+}
+
+void ApiServer::log_refusal_once(const Peer& peer, const std::string& reason) {
+  auto identity = peer.transport + (peer.cid ? " cid " + std::to_string(*peer.cid) : "") +
+                  (peer.cred ? " uid " + std::to_string(peer.cred->uid) : "") + ": " + reason;
+  if (refused_logged_.insert(identity).second) spdlog::warn("api: refused {}: {}", peer.describe(), reason);
+  else spdlog::debug("api: refused {}: {}", peer.describe(), reason);
+}
+
+void ApiServer::admit(Connection::Socket socket, const Peer& peer) {
+  ConnectionLimits limits{config_.max_line_bytes, config_.send_queue_bytes,
+                          std::chrono::milliseconds(config_.send_timeout_ms)};
+  if (auto reason = refusal(peer)) {
+    log_refusal_once(peer, *reason);
+    auto conn = std::make_shared<Connection>(std::move(socket), peer.describe(), protocol_, limits, nullptr);
+    conn->refuse(Protocol::to_line(Protocol::failed(*reason)));
+    return;
+  }
+  auto conn = std::make_shared<Connection>(std::move(socket), peer.describe(), protocol_, limits,
+                                           [this](Connection* c) { connections_.erase(c); });
+  connections_.emplace(conn.get(), conn);
+  spdlog::debug("api: client {} connected ({} now)", peer.describe(), connections_.size());
+  conn->start();
+}
+
+void ApiServer::broadcast(const nlohmann::ordered_json& event) {
+  auto line = Protocol::to_line(event);
+  std::vector<std::shared_ptr<Connection>> targets;  // send() may close, and so erase, a connection
+  for (const auto& [raw, conn] : connections_)
+    if (conn->wants_notifications()) targets.push_back(conn);
+  for (const auto& conn : targets) conn->send(line);
+}
+
+}  // namespace vhp

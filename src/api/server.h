@@ -1,0 +1,65 @@
+#pragma once
+// The vhotplug API server: listeners for the configured transports, admission (client limit,
+// VSOCK CID allow-list, Unix peer credentials), and fan-out of device events.
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include <sys/socket.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "api/connection.h"
+#include "api/protocol.h"
+#include "policy/config.h"
+
+namespace vhp {
+
+class Listener;
+
+// Who is on the other end of an accepted socket.
+struct Peer {
+  std::string transport;          // "tcp", "unix", "vsock"
+  std::string address;            // for logs: "127.0.0.1:50312", "cid 3 port 1025", socket path
+  std::optional<unsigned> cid;    // vsock
+  std::optional<ucred> cred;      // unix (SO_PEERCRED)
+  std::string describe() const;
+};
+
+class ApiServer {
+ public:
+  ApiServer(boost::asio::io_context& io, DeviceManager& manager, const ApiConfig& config);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Opens every configured transport. Throws std::runtime_error naming what failed.
+  void start();
+  // Closes listeners and clients, and removes the Unix socket file.
+  void stop();
+
+  // The accept path once a transport has a socket and knows its peer: admission, then service.
+  // Every transport calls it; tests call it with an injected peer (there is no vsock loopback here).
+  void admit(Connection::Socket socket, const Peer& peer);
+
+  std::size_t client_count() const { return connections_.size(); }
+
+ private:
+  std::optional<std::string> refusal(const Peer& peer) const;  // why the peer may not connect
+  void log_refusal_once(const Peer& peer, const std::string& reason);
+  void broadcast(const nlohmann::ordered_json& event);
+
+  boost::asio::io_context& io_;
+  ApiConfig config_;
+  Protocol protocol_;
+  DeviceManager& manager_;
+  DeviceRegistry::Subscription events_;
+  std::set<unsigned> allowed_uids_, allowed_gids_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
+  std::set<std::string> refused_logged_;
+};
+
+}  // namespace vhp

@@ -1,0 +1,135 @@
+// vhotplugctl: command-line client for the vhotplug API, with the reference CLI's options.
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "api/client.h"
+
+namespace {
+
+using json = nlohmann::json;
+
+struct ListOptions {
+  bool connected = false, disconnected = false, short_form = false;
+  std::string tag;
+};
+
+void add_list_options(CLI::App* cmd, ListOptions& o) {
+  auto* c = cmd->add_flag("--connected", o.connected, "Only devices not detached by the user");
+  cmd->add_flag("--disconnected", o.disconnected, "Only devices detached by the user")->excludes(c);
+  cmd->add_flag("--short", o.short_form, "One line per device");
+  cmd->add_option("--tag", o.tag, "Only devices whose rule has this tag");
+}
+
+json list_request(const char* action, const ListOptions& o) {
+  json request{{"action", action}};
+  if (o.connected) request["disconnected"] = false;
+  if (o.disconnected) request["disconnected"] = true;
+  if (!o.tag.empty()) request["tag"] = o.tag;
+  return request;
+}
+
+template <class Json>
+std::string text(const Json& v) { return v.is_string() ? v.template get<std::string>() : v.dump(); }
+
+// The reference CLI's layout: a title line, then "  key : value" lines unless --short.
+void print_devices(const nlohmann::ordered_json& devices, bool usb, bool short_form) {
+  for (const auto& d : devices) {
+    if (usb)
+      std::cout << text(d["vid"]) << ":" << text(d["pid"]) << " " << text(d["vendor_name"]) << " " << text(d["product_name"]) << "\n";
+    else
+      std::cout << text(d["address"]) << " " << text(d["vid"]) << ":" << text(d["did"]) << " " << text(d["vendor_name"])
+                << " " << text(d["device_name"]) << "\n";
+    if (short_form) continue;
+    for (const auto& [key, value] : d.items()) std::cout << "  " << key << " : " << text(value) << "\n";
+  }
+}
+
+std::string describe_event(const json& e) {
+  std::string s = text(e.value("event", json("?")));
+  if (e.contains("usb_device")) {
+    const auto& d = e["usb_device"];
+    s += ": " + text(d.value("vid", json("?"))) + ":" + text(d.value("pid", json("?"))) + " " +
+         text(d.value("product_name", json(nullptr))) + " (" + text(d.value("device_node", json("?"))) + ")";
+  } else if (e.contains("pci_device")) {
+    const auto& d = e["pci_device"];
+    s += ": " + text(d.value("address", json("?"))) + " " + text(d.value("vid", json("?"))) + ":" + text(d.value("did", json("?")));
+  }
+  if (e.contains("vm")) s += " vm " + text(e["vm"]);
+  return s;
+}
+
+int list(const vhp::ClientOptions& options, const char* action, const char* key, const ListOptions& o, bool as_json) {
+  vhp::ApiClient client(options);
+  client.send(list_request(action, o));
+  auto response = nlohmann::ordered_json::parse(client.read_line());  // keeps the daemon's key order
+  if (response.value("result", "") != "ok") {
+    std::cerr << "error: " << text(response.value("error", json("unknown error"))) << "\n";
+    return 1;
+  }
+  if (as_json) std::cout << response[key].dump() << "\n";
+  else print_devices(response[key], std::string(key) == "usb_devices", o.short_form);
+  return 0;
+}
+
+// Prints every event; when the daemon goes away, reconnects every 3 s (as the reference CLI does).
+int listen(vhp::ClientOptions options, bool as_json) {
+  options.timeout_ms = 0;
+  while (true) {
+    try {
+      vhp::ApiClient client(options);
+      auto response = client.request({{"action", "enable_notifications"}});
+      if (response.value("result", "") != "ok") throw std::runtime_error(text(response.value("error", json("refused"))));
+      std::cerr << "listening for events\n";
+      while (true) {
+        auto line = client.read_line();
+        if (as_json) std::cout << line << std::endl;
+        else std::cout << describe_event(json::parse(line, nullptr, false)) << std::endl;
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "connection lost (" << e.what() << "); reconnecting in 3 s\n";
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vhotplugctl: control vhotplugd"};
+  app.require_subcommand(1);
+  vhp::ClientOptions options;
+  options.transport = vhp::default_transport();
+  bool as_json = false, debug = false;
+  app.add_option("-t,--transport", options.transport, "unix, tcp or vsock")
+      ->check(CLI::IsMember({"unix", "tcp", "vsock"}))->capture_default_str();
+  app.add_option("-u,--path", options.path, "Unix socket path")->capture_default_str();
+  app.add_option("-s,--host", options.host, "TCP host")->capture_default_str();
+  app.add_option("-p,--net-port", options.port, "TCP or VSOCK port")->capture_default_str();
+  app.add_option("-c,--cid", options.cid, "VSOCK CID of the daemon")->capture_default_str();
+  app.add_flag("-d,--debug", debug, "Verbose output");
+  app.add_flag("--json", as_json, "Print raw JSON, for scripts");
+
+  ListOptions usb_opts, pci_opts;
+  auto* usb = app.add_subcommand("usb", "USB devices")->require_subcommand(1);
+  auto* usb_list = usb->add_subcommand("list", "List USB devices that rules allow to pass through");
+  add_list_options(usb_list, usb_opts);
+  auto* pci = app.add_subcommand("pci", "PCI devices")->require_subcommand(1);
+  auto* pci_list = pci->add_subcommand("list", "List PCI devices that rules allow to pass through");
+  add_list_options(pci_list, pci_opts);
+  auto* listen_cmd = app.add_subcommand("listen", "Print device events as they happen");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (*usb_list) return list(options, "usb_list", "usb_devices", usb_opts, as_json);
+    if (*pci_list) return list(options, "pci_list", "pci_devices", pci_opts, as_json);
+    if (*listen_cmd) return listen(options, as_json);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 1;
+}

@@ -1,0 +1,384 @@
+// The API server in-process, on its own loop thread, spoken to over real sockets.
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <gtest/gtest.h>
+
+#include "api/client.h"
+#include "api/server.h"
+#include "device/udev_watcher.h"
+#include "support/host_fixture.h"
+#include "support/process.h"
+#include "support/sockets.h"
+#include "support/temp_dir.h"
+
+namespace vhp {
+namespace {
+
+using json = nlohmann::json;
+using test::eventually;
+
+class ApiServerTest : public testing::Test {
+ protected:
+  ApiServerTest() {
+    host = test::add_realistic_host(tb);
+    config.transports = {"unix", "tcp"};
+    config.unix_socket = dir / "run/api.sock";
+    config.port = test::free_tcp_port();
+  }
+  ~ApiServerTest() override { stop(); }
+
+  // Runs `f` on the loop thread and returns its result: the server is single-threaded.
+  template <class F>
+  auto on_loop(F f) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto result = task.get_future();
+    boost::asio::post(io, [&task] { task(); });
+    return result.get();
+  }
+  void start() {
+    watcher.start();
+    server.emplace(io, manager, config);
+    server->start();
+    loop = std::thread([this] { io.run(); });
+  }
+  void stop() {
+    if (!loop.joinable()) return;
+    on_loop([this] { server->stop(); watcher.stop(); return 0; });
+    work.reset();
+    io.stop();
+    loop.join();
+  }
+  std::size_t clients() { return on_loop([this] { return server->client_count(); }); }
+
+  std::unique_ptr<ApiClient> connect(const std::string& transport = "unix") {
+    ClientOptions o;
+    o.transport = transport, o.path = config.unix_socket, o.port = config.port, o.timeout_ms = 5000;
+    return std::make_unique<ApiClient>(o);
+  }
+  static bool closed_by_server(ApiClient& c) {
+    try {
+      while (true) c.read_line();  // whatever was in flight, then end of stream
+    } catch (const std::exception&) {
+      return true;
+    }
+  }
+
+  test::Testbed tb;
+  test::HostPaths host;
+  test::TempDir dir;
+  ApiConfig config;
+  boost::asio::io_context io;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+  DeviceRegistry registry;
+  DeviceManager manager{registry};
+  UdevWatcher watcher{io, registry};
+  std::optional<ApiServer> server;
+  std::thread loop;
+};
+
+TEST_F(ApiServerTest, SameAnswersOverUnixAndTcp) {
+  start();
+  auto over_unix = connect("unix")->request({{"action", "usb_list"}});
+  auto over_tcp = connect("tcp")->request({{"action", "usb_list"}});
+  EXPECT_EQ(over_unix, over_tcp);
+  EXPECT_EQ(over_unix["result"], "ok");
+  EXPECT_EQ(over_unix["usb_devices"].size(), 6u);  // the hubs are not listed
+}
+
+TEST_F(ApiServerTest, SeveralRequestsInOneWriteAreAnsweredInOrder) {
+  start();
+  auto c = connect();
+  c->send_raw("{\"action\":\"pci_list\"}\n{\"action\":\"nope\"}\n{\"action\":\"usb_list\"}\n");
+  EXPECT_TRUE(json::parse(c->read_line()).contains("pci_devices"));
+  EXPECT_EQ(json::parse(c->read_line())["error"], "Unknown message: nope");
+  EXPECT_TRUE(json::parse(c->read_line()).contains("usb_devices"));
+}
+
+TEST_F(ApiServerTest, AMessageSplitAcrossWritesInsideAUtf8CharacterIsReassembled) {
+  start();
+  auto c = connect();
+  std::string line = "{\"action\":\"usb_list\",\"tag\":\"caf\xc3\xa9\"}\n";  // é is c3 a9
+  auto split = line.find('\xc3') + 1;
+  c->send_raw(line.substr(0, split));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the server read the first half alone
+  c->send_raw(line.substr(split));
+  EXPECT_EQ(c->read_line(), R"({"result":"ok","usb_devices":[]})");
+}
+
+TEST_F(ApiServerTest, BadInputIsAnsweredAndTheConnectionStaysUsable) {
+  start();
+  auto c = connect();
+  for (const char* bad : {"not json", "[1,2]", "\"text\"", "{}", "{\"action\":7}", "{\"action\":\"usb_list\",\"tag\":1}",
+                          "{\"action\":\"\xff\"}", "\xc3\x28", ""}) {
+    c->send_raw(std::string(bad) + "\n");
+    auto response = json::parse(c->read_line());
+    EXPECT_EQ(response["result"], "failed") << bad;
+    EXPECT_FALSE(response["error"].get<std::string>().empty()) << bad;
+  }
+  EXPECT_EQ(c->request({{"action", "usb_list"}})["result"], "ok");
+}
+
+TEST_F(ApiServerTest, ALineAtTheLimitIsServedAndOneOverIsAnsweredThenClosed) {
+  config.max_line_bytes = 4096;
+  start();
+  auto c = connect();
+  std::string request = "{\"action\":\"usb_list\",\"tag\":\"";
+  request += std::string(4096 - request.size() - 2, 'x') + "\"}";
+  ASSERT_EQ(request.size(), 4096u);
+  c->send_raw(request + "\n");
+  EXPECT_EQ(c->read_line(), R"({"result":"ok","usb_devices":[]})");
+
+  c->send_raw(std::string(5000, 'x'));  // no newline in sight
+  EXPECT_EQ(c->read_line(), R"({"result":"failed","error":"Message too long: the limit is 4096 bytes per line"})");
+  EXPECT_TRUE(closed_by_server(*c));
+  EXPECT_TRUE(eventually([&] { return clients() == 0; }));
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");  // others are fine
+}
+
+TEST_F(ApiServerTest, ClientLimitRefusesWithAReasonAndFreesSlots) {
+  config.max_clients = 2;
+  start();
+  auto a = connect(), b = connect();
+  EXPECT_EQ(a->request({{"action", "usb_list"}})["result"], "ok");
+  EXPECT_EQ(b->request({{"action", "usb_list"}})["result"], "ok");
+  auto c = connect();
+  EXPECT_EQ(c->read_line(), R"({"result":"failed","error":"Too many clients: the limit is 2"})");
+  EXPECT_TRUE(closed_by_server(*c));
+  a.reset();  // frees a slot
+  ASSERT_TRUE(eventually([&] { return clients() == 1; }));
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
+}
+
+TEST_F(ApiServerTest, AClientThatStopsReadingIsDroppedAndNobodyElseNotices) {
+  config.send_queue_bytes = 64 * 1024;
+  start();
+  auto listener = connect();
+  ASSERT_EQ(listener->request({{"action", "enable_notifications"}})["result"], "ok");
+  auto stuck = connect();
+  std::string burst;
+  for (int i = 0; i < 4000; ++i) burst += "{\"action\":\"usb_list\"}\n";  // ~8 MB of answers it never reads
+  stuck->send_raw(burst);
+  ASSERT_TRUE(eventually([&] { return clients() == 1; }));
+  // The other client is served and still hears events.
+  EXPECT_EQ(connect()->request({{"action", "pci_list"}})["result"], "ok");
+  auto spec = test::security_key_spec(host.hub);
+  spec.name = "1-2.2", spec.devnum = 40;
+  tb.add_usb(spec);
+  auto event = json::parse(listener->read_line());
+  EXPECT_EQ(event["event"], "usb_connected");
+  EXPECT_EQ(event["usb_device"]["device_node"], "/dev/bus/usb/001/040");
+}
+
+TEST_F(ApiServerTest, AWriteThatStallsPastTheSendTimeoutDropsTheClient) {
+  config.send_queue_bytes = 64 << 20;  // the queue would hold it all: only the timeout can act
+  config.send_timeout_ms = 300;
+  start();
+  auto stuck = connect();
+  std::string burst;
+  for (int i = 0; i < 4000; ++i) burst += "{\"action\":\"usb_list\"}\n";
+  stuck->send_raw(burst);
+  EXPECT_TRUE(eventually([&] { return clients() == 0; }));
+}
+
+TEST_F(ApiServerTest, AClientThatDisconnectsMidResponseHarmsNothing) {
+  start();
+  for (int i = 0; i < 20; ++i) {
+    auto c = connect();
+    std::string burst;
+    for (int j = 0; j < 200; ++j) burst += "{\"action\":\"usb_list\"}\n";
+    c->send_raw(burst);
+    c.reset();  // gone while answers are being written
+  }
+  EXPECT_TRUE(eventually([&] { return clients() == 0; }));
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
+}
+
+TEST_F(ApiServerTest, EventsGoOnlyToConnectionsThatEnabledThem) {
+  start();
+  auto listener = connect(), quiet = connect();
+  ASSERT_EQ(listener->request({{"action", "enable_notifications"}}), json::parse(R"({"result":"ok"})"));
+  auto spec = test::security_key_spec(host.hub);
+  spec.name = "1-2.2", spec.devnum = 40, spec.serial = "77";
+  auto path = tb.add_usb(spec);
+  tb.uevent(path, "add");
+  std::string connected =
+      R"({"event":"usb_connected","usb_device":{"device_node":"/dev/bus/usb/001/040","vid":"1050","pid":"0407",)"
+      R"("vendor_name":"Yubico.com","product_name":"Yubikey 4/5 OTP+U2F+CCID","interfaces":":030101:030000:0b0000:",)"
+      R"("device_class":0,"device_subclass":0,"device_protocol":0,"busnum":1,"devnum":40,"portnum":2,"serial":"77",)"
+      R"("sys_name":"1-2.2"}})";
+  EXPECT_EQ(listener->read_line(), connected);
+  tb.unplug(path);
+  std::string disconnected = connected;
+  disconnected.replace(disconnected.find("usb_connected"), 13, "usb_disconnected");
+  EXPECT_EQ(listener->read_line(), disconnected);
+  // The quiet connection got nothing: its next line is the answer to its request.
+  EXPECT_EQ(quiet->request({{"action", "enable_notifications"}}), json::parse(R"({"result":"ok"})"));
+}
+
+TEST_F(ApiServerTest, PciEventsToo) {
+  start();
+  auto listener = connect();
+  listener->request({{"action", "enable_notifications"}});
+  auto path = tb.add_pci({.address = "0000:05:00.0", .vendor = "10ec", .device = "8168", .class_code = 0x020000});
+  EXPECT_EQ(json::parse(listener->read_line())["event"], "pci_connected");
+  tb.unplug(path);
+  auto event = json::parse(listener->read_line());
+  EXPECT_EQ(event["event"], "pci_disconnected");
+  EXPECT_EQ(event["pci_device"]["address"], "0000:05:00.0");
+}
+
+// VSOCK cannot loop back on these machines: the accept path gets an injected peer over a socketpair.
+class VsockAdmission : public ApiServerTest {
+ protected:
+  // Admits one end of a socketpair as a vsock peer with `cid`; returns the other end.
+  int admit_vsock_peer(unsigned cid) {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) throw std::runtime_error("socketpair");
+    on_loop([&] {
+      Connection::Socket socket(io, boost::asio::generic::stream_protocol(AF_UNIX, 0), fds[0]);
+      server->admit(std::move(socket), Peer{"vsock", "port 1025", cid, std::nullopt});
+      return 0;
+    });
+    return fds[1];
+  }
+};
+
+TEST_F(VsockAdmission, ACidOutsideAllowedCidsIsToldWhyAndClosed) {
+  config.allowed_cids = {3, 4};
+  start();
+  int fd = admit_vsock_peer(7);
+  EXPECT_EQ(test::read_line_fd(fd), R"({"result":"failed","error":"Access denied: VSOCK CID 7 is not allowed"})");
+  char c;
+  EXPECT_EQ(::read(fd, &c, 1), 0);  // closed
+  ::close(fd);
+}
+
+TEST_F(VsockAdmission, AnAllowedCidIsServed) {
+  config.allowed_cids = {3, 4};
+  start();
+  int fd = admit_vsock_peer(3);
+  ASSERT_EQ(::write(fd, "{\"action\":\"enable_notifications\"}\n", 34), 34);
+  EXPECT_EQ(test::read_line_fd(fd), R"({"result":"ok"})");
+  ::close(fd);
+}
+
+TEST_F(VsockAdmission, AnEmptyListAllowsEveryCid) {
+  start();
+  int fd = admit_vsock_peer(99);
+  ASSERT_EQ(::write(fd, "{\"action\":\"enable_notifications\"}\n", 34), 34);
+  EXPECT_EQ(test::read_line_fd(fd), R"({"result":"ok"})");
+  ::close(fd);
+}
+
+TEST_F(ApiServerTest, TheVsockListenerBinds) {
+  int probe = ::socket(AF_VSOCK, SOCK_STREAM, 0);
+  if (probe < 0) GTEST_SKIP() << "no AF_VSOCK on this kernel";
+  ::close(probe);
+  config.transports = {"vsock"};
+  config.port = 40000 + ::getpid() % 20000;
+  EXPECT_NO_THROW(start());
+}
+
+class UnixAccess : public ApiServerTest {};
+
+TEST_F(UnixAccess, APeerWhoseUidIsNotAllowedIsToldWhyAndClosed) {
+  config.allowed_users = {{"", ::getuid() + 1}};
+  start();
+  auto c = connect();
+  EXPECT_EQ(c->read_line(), R"({"result":"failed","error":"Access denied: uid )" + std::to_string(::getuid()) + R"( is not allowed"})");
+  EXPECT_TRUE(closed_by_server(*c));
+  EXPECT_EQ(connect("tcp")->request({{"action", "usb_list"}})["result"], "ok");  // TCP has no peer credentials
+}
+
+TEST_F(UnixAccess, AllowedByUid) {
+  config.allowed_users = {{"", ::getuid()}};
+  start();
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
+}
+
+TEST_F(UnixAccess, AllowedByPrimaryGroup) {
+  config.allowed_users = {{"", ::getuid() + 1}};
+  config.allowed_groups = {{"", ::getgid()}};
+  start();
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
+}
+
+TEST_F(UnixAccess, AnUnknownUserNameIsAStartError) {
+  config.allowed_users = {{"no-such-user-vhp", std::nullopt}};
+  server.emplace(io, manager, config);
+  EXPECT_THROW(server->start(), std::runtime_error);
+}
+
+class UnixSocketFile : public ApiServerTest {
+ protected:
+  unsigned mode() {
+    struct stat st{};
+    ::stat(config.unix_socket.c_str(), &st);
+    return st.st_mode & 07777;
+  }
+  // Leaves a socket file behind, as a crashed daemon does; listening when `live`.
+  int leave_socket(bool live) {
+    std::filesystem::create_directories(std::filesystem::path(config.unix_socket).parent_path());
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, config.unix_socket.c_str(), sizeof addr.sun_path - 1);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    if (live) ::listen(fd, 1);
+    else ::close(fd);
+    return fd;
+  }
+};
+
+TEST_F(UnixSocketFile, CreatedOwnerOnlyInANewDirectoryAndRemovedOnStop) {
+  config.unix_socket = dir / "a/b/api.sock";
+  start();
+  EXPECT_EQ(mode(), 0600u);
+  stop();
+  EXPECT_FALSE(std::filesystem::exists(config.unix_socket));
+}
+
+TEST_F(UnixSocketFile, ModeFromTheConfig) {
+  config.unix_socket_mode = 0660;
+  start();
+  EXPECT_EQ(mode(), 0660u);
+}
+
+TEST_F(UnixSocketFile, AStaleSocketIsReplaced) {
+  leave_socket(false);
+  start();
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
+}
+
+TEST_F(UnixSocketFile, ALiveSocketIsAnError) {
+  int other = leave_socket(true);
+  server.emplace(io, manager, config);
+  try {
+    server->start();
+    FAIL() << "started over a live socket";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "another daemon is listening on " + config.unix_socket);
+  }
+  ::close(other);
+}
+
+TEST_F(UnixSocketFile, SomethingElseAtThePathIsAnError) {
+  std::filesystem::create_directories(std::filesystem::path(config.unix_socket).parent_path());
+  std::ofstream(config.unix_socket) << "not a socket";
+  server.emplace(io, manager, config);
+  EXPECT_THROW(server->start(), std::runtime_error);
+  EXPECT_EQ(test::read_file(config.unix_socket), "not a socket");  // left alone
+}
+
+}  // namespace
+}  // namespace vhp

@@ -1,0 +1,184 @@
+// The real vhotplugd and vhotplugctl as child processes on a umockdev host, over real sockets.
+#include <csignal>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "api/client.h"
+#include "support/host_fixture.h"
+#include "support/process.h"
+#include "support/sockets.h"
+#include "support/temp_dir.h"
+
+namespace vhp {
+namespace {
+
+using json = nlohmann::json;
+using test::eventually;
+
+class Daemon : public testing::Test {
+ protected:
+  Daemon() {
+    host = test::add_realistic_host(tb);
+    socket_path = dir / "vhotplug.sock";
+    port = test::free_tcp_port();
+    write_config(json{{"general",
+                       {{"api", {{"transports", {"unix", "tcp"}}, {"unixSocket", socket_path}, {"port", port}}}}}});
+  }
+
+  void write_config(const json& config) { std::ofstream(dir / "vhotplug.conf") << config.dump(2); }
+
+  std::unique_ptr<test::Child> start_daemon(const std::string& name = "daemon") {
+    auto child = std::make_unique<test::Child>(std::vector<std::string>{VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"},
+                                               dir / (name + ".out"), dir / (name + ".log"));
+    bool up = eventually([&] {
+      if (!child->running()) return true;
+      try {
+        connect();
+        return true;
+      } catch (const std::exception&) {
+        return false;
+      }
+    });
+    EXPECT_TRUE(up && child->running()) << test::read_file(dir / (name + ".log"));
+    return child;
+  }
+
+  std::unique_ptr<ApiClient> connect(const std::string& transport = "unix") {
+    ClientOptions o;
+    o.transport = transport, o.path = socket_path, o.port = port, o.timeout_ms = 5000;
+    return std::make_unique<ApiClient>(o);
+  }
+
+  std::vector<std::string> ctl(std::initializer_list<std::string> args) {
+    std::vector<std::string> argv{VHOTPLUGCTL_BINARY, "-t", "unix", "-u", socket_path};
+    argv.insert(argv.end(), args);
+    return argv;
+  }
+
+  // A key plugged behind the hub at devpath 2.2.
+  std::string plug_key(int devnum, const std::string& name = "1-2.2") {
+    auto spec = test::security_key_spec(host.hub);
+    spec.name = name, spec.devnum = devnum, spec.serial = "K" + std::to_string(devnum);
+    auto path = tb.add_usb(spec);
+    tb.uevent(path, "add");
+    return path;
+  }
+
+  test::Testbed tb;
+  test::HostPaths host;
+  test::TempDir dir;
+  std::string socket_path;
+  int port;
+};
+
+std::string key_json(int devnum, const std::string& sys_name) {
+  char node[32];
+  std::snprintf(node, sizeof node, "/dev/bus/usb/001/%03d", devnum);
+  return R"({"device_node":")" + std::string(node) +
+         R"(","vid":"1050","pid":"0407","vendor_name":"Yubico.com","product_name":"Yubikey 4/5 OTP+U2F+CCID",)"
+         R"("interfaces":":030101:030000:0b0000:","device_class":0,"device_subclass":0,"device_protocol":0,"busnum":1,)"
+         R"("devnum":)" + std::to_string(devnum) + R"(,"portnum":2,"serial":"K)" + std::to_string(devnum) +
+         R"(","sys_name":")" + sys_name + R"("})";
+}
+
+TEST_F(Daemon, PlugAndUnplugGiveExactNotificationLines) {
+  auto daemon = start_daemon();
+  auto listener = connect();
+  ASSERT_EQ(listener->request({{"action", "enable_notifications"}}), json::parse(R"({"result":"ok"})"));
+  auto path = plug_key(40);
+  EXPECT_EQ(listener->read_line(), R"({"event":"usb_connected","usb_device":)" + key_json(40, "1-2.2") + "}");
+  tb.unplug(path);
+  EXPECT_EQ(listener->read_line(), R"({"event":"usb_disconnected","usb_device":)" + key_json(40, "1-2.2") + "}");
+}
+
+TEST_F(Daemon, ListsOverUnixAndTcpAgree) {
+  auto daemon = start_daemon();
+  auto over_unix = connect("unix")->request({{"action", "usb_list"}});
+  EXPECT_EQ(over_unix, connect("tcp")->request({{"action", "usb_list"}}));
+  ASSERT_EQ(over_unix["usb_devices"].size(), 6u);
+  EXPECT_EQ(over_unix["usb_devices"][0]["sys_name"], "1-2.1");
+  EXPECT_EQ(over_unix["usb_devices"][0]["allowed_vms"], json::array());
+  EXPECT_TRUE(over_unix["usb_devices"][0]["vm"].is_null());
+}
+
+TEST_F(Daemon, SigtermRemovesTheSocketAndExitsZero) {
+  auto daemon = start_daemon();
+  ASSERT_TRUE(std::filesystem::exists(socket_path));
+  EXPECT_EQ(daemon->stop(SIGTERM), 0);
+  EXPECT_FALSE(std::filesystem::exists(socket_path));
+}
+
+TEST_F(Daemon, SighupDoesNotKillIt) {
+  auto daemon = start_daemon();
+  ::kill(daemon->pid(), SIGHUP);
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
+  EXPECT_TRUE(daemon->running());
+}
+
+TEST_F(Daemon, ASecondDaemonOnTheSameSocketRefusesToStart) {
+  auto first = start_daemon();
+  test::Child second({VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"}, dir / "second.out", dir / "second.log");
+  ASSERT_TRUE(eventually([&] { return !second.running(); }));
+  EXPECT_NE(test::read_file(dir / "second.log").find("another daemon is listening on " + socket_path), std::string::npos);
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");  // the first goes on
+}
+
+TEST_F(Daemon, AnInvalidConfigExitsOneNamingThePath) {
+  write_config(json::parse(R"({"general":{"api":{"port":"2000"}}})"));
+  auto result = test::run_capture({VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"});
+  EXPECT_EQ(result.exit_code, 1);
+}
+
+TEST_F(Daemon, CtlListsAsJsonAndAsText) {
+  auto daemon = start_daemon();
+  auto as_json = test::run_capture(ctl({"--json", "usb", "list"}));
+  ASSERT_EQ(as_json.exit_code, 0);
+  EXPECT_EQ(json::parse(as_json.out), connect()->request({{"action", "usb_list"}})["usb_devices"]);
+
+  auto short_form = test::run_capture(ctl({"usb", "list", "--short"}));
+  EXPECT_EQ(short_form.out,
+            "1050:0407 Yubico.com Yubikey 4/5 OTP+U2F+CCID\n"
+            "0781:5581 SanDisk Ultra\n"
+            "046d:0825 Logitech, Inc. Webcam C270\n"
+            "1a86:7523 null null\n"
+            "413c:2113 Dell Dell_KB216_Wired_Keyboard\n"
+            "413c:2113 Dell Dell_KB216_Wired_Keyboard\n");
+  auto long_form = test::run_capture(ctl({"usb", "list"}));
+  EXPECT_NE(long_form.out.find("1050:0407 Yubico.com Yubikey 4/5 OTP+U2F+CCID\n  device_node : /dev/bus/usb/001/003\n"),
+            std::string::npos) << long_form.out;
+
+  auto pci = test::run_capture(ctl({"pci", "list", "--short"}));
+  EXPECT_NE(pci.out.find("0000:00:14.0 8086:A0ED Intel Corporation Tiger Lake-LP USB 3.2 Gen 2x1 xHCI Host Controller\n"),
+            std::string::npos) << pci.out;
+  EXPECT_EQ(test::run_capture(ctl({"--json", "usb", "list", "--disconnected"})).out, "[]\n");
+}
+
+TEST_F(Daemon, CtlFailsCleanlyWithoutADaemon) {
+  auto result = test::run_capture(ctl({"usb", "list"}));
+  EXPECT_EQ(result.exit_code, 1);
+}
+
+TEST_F(Daemon, CtlListenPrintsEventsAndReconnectsAfterARestart) {
+  auto daemon = start_daemon();
+  test::Child listen(ctl({"--json", "listen"}), dir / "listen.out", dir / "listen.err");
+  ASSERT_TRUE(eventually([&] { return test::read_file(dir / "listen.err").find("listening") != std::string::npos; }));
+  plug_key(40);
+  auto first = R"({"event":"usb_connected","usb_device":)" + key_json(40, "1-2.2") + "}\n";
+  ASSERT_TRUE(eventually([&] { return test::read_file(dir / "listen.out") == first; })) << test::read_file(dir / "listen.out");
+
+  EXPECT_EQ(daemon->stop(SIGTERM), 0);
+  daemon = start_daemon("daemon2");
+  // It reconnects within its 3 s retry period and hears the next plug.
+  ASSERT_TRUE(eventually([&] {
+    auto err = test::read_file(dir / "listen.err");
+    return err.find("listening", err.find("reconnecting")) != std::string::npos;
+  })) << test::read_file(dir / "listen.err");
+  plug_key(41, "1-2.3");
+  auto second = R"({"event":"usb_connected","usb_device":)" + key_json(41, "1-2.3") + "}\n";
+  EXPECT_TRUE(eventually([&] { return test::read_file(dir / "listen.out") == first + second; }))
+      << test::read_file(dir / "listen.out");
+}
+
+}  // namespace
+}  // namespace vhp

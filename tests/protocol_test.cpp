@@ -1,0 +1,115 @@
+// The request protocol, without sockets: every error text, the list shapes, the session flag.
+#include <gtest/gtest.h>
+
+#include "api/protocol.h"
+
+namespace vhp {
+namespace {
+
+class ProtocolTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    UsbDevice key;
+    key.sys_path = "/sys/devices/usb3/3-2/3-2.1";
+    key.sys_name = "3-2.1";
+    key.device_node = "/dev/bus/usb/003/012";
+    key.vid = "1050", key.pid = "0407";
+    key.vendor_name = "Yubico.com", key.product_name = "Yubikey_4_OTP+U2F+CCID";
+    key.interfaces = ":030101:030000:0b0000:";
+    key.busnum = 3, key.devnum = 12, key.ports = {2, 1};
+    key.serial = "123";
+    registry.upsert(key);
+    UsbDevice hub = key;
+    hub.sys_path = "/sys/devices/usb3/3-2", hub.sys_name = "3-2", hub.is_hub = true, hub.devnum = 2;
+    registry.upsert(hub);
+    PciDevice nic;
+    nic.address = "0000:00:14.3";
+    nic.vid = "8086", nic.did = "A0F0", nic.vendor_id = 0x8086, nic.device_id = 0xa0f0;
+    registry.upsert(nic);
+  }
+  std::string handle(std::string_view line) { return protocol.handle(line, session).dump(); }
+
+  DeviceRegistry registry;
+  DeviceManager manager{registry};
+  Protocol protocol{manager};
+  Session session;
+};
+
+TEST_F(ProtocolTest, UsbListHasEveryNonHubDeviceWithAllowedVmsAndVm) {
+  EXPECT_EQ(handle(R"({"action":"usb_list"})"),
+            R"({"result":"ok","usb_devices":[{"device_node":"/dev/bus/usb/003/012","vid":"1050","pid":"0407",)"
+            R"("vendor_name":"Yubico.com","product_name":"Yubikey_4_OTP+U2F+CCID","interfaces":":030101:030000:0b0000:",)"
+            R"("device_class":0,"device_subclass":0,"device_protocol":0,"busnum":3,"devnum":12,"portnum":2,"serial":"123",)"
+            R"("sys_name":"3-2.1","allowed_vms":[],"vm":null}]})");
+}
+
+TEST_F(ProtocolTest, PciList) {
+  auto r = protocol.handle(R"({"action":"pci_list"})", session);
+  ASSERT_EQ(r["pci_devices"].size(), 1u);
+  EXPECT_EQ(r["pci_devices"][0]["address"], "0000:00:14.3");
+  EXPECT_EQ(r["pci_devices"][0]["allowed_vms"], nlohmann::ordered_json::array());
+  EXPECT_TRUE(r["pci_devices"][0]["vm"].is_null());
+}
+
+TEST_F(ProtocolTest, ListFiltersWithoutRules) {
+  // No rules yet: nothing is tagged and nothing was detached by the user.
+  EXPECT_EQ(protocol.handle(R"({"action":"usb_list","disconnected":false})", session)["usb_devices"].size(), 1u);
+  EXPECT_EQ(protocol.handle(R"({"action":"usb_list","disconnected":null,"tag":null})", session)["usb_devices"].size(), 1u);
+  EXPECT_EQ(protocol.handle(R"({"action":"usb_list","disconnected":true})", session)["usb_devices"].size(), 0u);
+  EXPECT_EQ(protocol.handle(R"({"action":"pci_list","tag":"net"})", session)["pci_devices"].size(), 0u);
+}
+
+TEST_F(ProtocolTest, EnableNotificationsMarksTheSession) {
+  EXPECT_FALSE(session.notifications);
+  EXPECT_EQ(handle(R"({"action":"enable_notifications"})"), R"({"result":"ok"})");
+  EXPECT_TRUE(session.notifications);
+  EXPECT_EQ(handle(R"({"action":"enable_notifications"})"), R"({"result":"ok"})");  // idempotent
+}
+
+struct BadInput {
+  const char* line;
+  const char* error;  // exact, or a prefix when it ends with "…"
+};
+
+class BadRequests : public ProtocolTest, public testing::WithParamInterface<BadInput> {};
+
+TEST_P(BadRequests, GetAFailedResponse) {
+  auto r = protocol.handle(GetParam().line, session);
+  EXPECT_EQ(r["result"], "failed");
+  std::string expected = GetParam().error, error = r["error"];
+  if (expected.ends_with("…")) EXPECT_TRUE(error.starts_with(expected.substr(0, expected.size() - 3))) << error;
+  else EXPECT_EQ(error, expected);
+  EXPECT_FALSE(session.notifications);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BadRequests,
+    testing::Values(BadInput{"not json", "Invalid JSON: …"},
+                    BadInput{"", "Invalid JSON: …"},
+                    BadInput{"{\"action\":\"usb_list\"", "Invalid JSON: …"},
+                    BadInput{"{\"action\":\"usb_list\"} trailing", "Invalid JSON: …"},
+                    BadInput{"\"\xff\xfe\"", "Invalid JSON: …"},
+                    BadInput{"{\"action\":\"usb_\xc3\"}", "Invalid JSON: …"},
+                    BadInput{"{\"action\":\"usb_list\",\"x\":1e999999}", "Invalid JSON: …"},
+                    BadInput{"[1,2]", "Invalid message: expected a JSON object"},
+                    BadInput{"42", "Invalid message: expected a JSON object"},
+                    BadInput{"null", "Invalid message: expected a JSON object"},
+                    BadInput{"{}", "No action specified"},
+                    BadInput{"{\"action\":null}", "No action specified"},
+                    BadInput{"{\"action\":5}", "Invalid message: action must be a string"},
+                    BadInput{"{\"action\":[\"usb_list\"]}", "Invalid message: action must be a string"},
+                    BadInput{"{\"action\":\"usb_lists\"}", "Unknown message: usb_lists"},
+                    BadInput{"{\"action\":\"\"}", "Unknown message: "},
+                    BadInput{"{\"action\":\"usb_list\",\"disconnected\":\"yes\"}",
+                             "Invalid message: disconnected must be true, false or null"},
+                    BadInput{"{\"action\":\"pci_list\",\"tag\":7}", "Invalid message: tag must be a string or null"}));
+
+TEST(ProtocolLines, OneLineEachWithUtf8Kept) {
+  auto line = Protocol::to_line(Protocol::failed("Unknown message: café"));
+  EXPECT_EQ(line, "{\"result\":\"failed\",\"error\":\"Unknown message: café\"}\n");
+  EXPECT_EQ(Protocol::to_line(Protocol::line_too_long(1048576)),
+            "{\"result\":\"failed\",\"error\":\"Message too long: the limit is 1048576 bytes per line\"}\n");
+}
+
+}  // namespace
+}  // namespace vhp

@@ -1,0 +1,15 @@
+#pragma once
+// Small socket helpers for tests.
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace vhp::test {
+
+int free_tcp_port();  // a port on 127.0.0.1 nobody listens on right now
+// Polls `done` every 10 ms until it holds or `limit` passes; returns whether it held.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(10));
+// Reads one '\n'-terminated line from a raw fd (without the '\n'); "" on end of stream or timeout.
+std::string read_line_fd(int fd, std::chrono::milliseconds limit = std::chrono::seconds(5));
+
+}  // namespace vhp::test
