@@ -76,8 +76,10 @@ int main(int argc, char** argv) {
   add_64_devices(tb);
   vhp::test::TempDir dir;
   auto socket = dir / "api.sock";
-  std::ofstream(dir / "vhotplug.conf")
-      << nlohmann::json{{"general", {{"api", {{"transports", {"unix"}}, {"unixSocket", socket}, {"maxClients", 128}}}}}}.dump();
+  auto config = nlohmann::json::parse(R"({"vms": [{"name": "vm1", "type": "qemu", "socket": "/tmp/vm1.sock"}],
+      "usbPassthrough": [{"targetVm": "vm1", "allow": [{"interfaceClass": 8}]}]})");
+  config["general"] = {{"api", {{"transports", {"unix"}}, {"unixSocket", socket}, {"maxClients", 128}}}};
+  std::ofstream(dir / "vhotplug.conf") << config.dump();
   vhp::test::Child daemon({VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"}, "/dev/null", dir / "daemon.log");
   vhp::ClientOptions options;
   options.transport = "unix", options.path = socket;

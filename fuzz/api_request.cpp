@@ -8,6 +8,10 @@
 
 namespace {
 
+struct NoModules : vhp::ModuleResolver {
+  std::vector<std::string> module_paths(const std::string&) override { return {}; }
+};
+
 vhp::DeviceRegistry& registry() {
   static vhp::DeviceRegistry r = [] {
     vhp::DeviceRegistry reg;
@@ -27,7 +31,11 @@ vhp::DeviceRegistry& registry() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static vhp::DeviceManager manager(registry());
+  static vhp::DeviceManager manager(registry(), std::make_shared<const vhp::Policy>(vhp::parse_config(nlohmann::json::parse(R"({
+      "vms": [{"name": "vm1", "type": "qemu", "socket": "/a"}],
+      "usbPassthrough": [{"targetVm": "vm1", "tag": "t", "allow": [{"vendorName": ".*"}]}],
+      "pciPassthrough": [{"targetVm": "vm1", "pciIommuAddAll": true, "allow": [{"address": "0000:00:14.3"}]}]})"), "fuzz"),
+      std::make_shared<NoModules>()));
   static vhp::Protocol protocol(manager);
   vhp::Session session;
   auto response = protocol.handle(std::string_view(reinterpret_cast<const char*>(data), size), session);

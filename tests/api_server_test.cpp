@@ -17,6 +17,7 @@
 #include "api/server.h"
 #include "device/udev_watcher.h"
 #include "support/host_fixture.h"
+#include "support/policy.h"
 #include "support/process.h"
 #include "support/sockets.h"
 #include "support/temp_dir.h"
@@ -80,7 +81,7 @@ class ApiServerTest : public testing::Test {
   boost::asio::io_context io;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
   DeviceRegistry registry;
-  DeviceManager manager{registry};
+  DeviceManager manager{registry, test::make_policy(test::kAllToVm1)};
   UdevWatcher watcher{io, registry};
   std::optional<ApiServer> server;
   std::thread loop;
@@ -251,6 +252,12 @@ class VsockAdmission : public ApiServerTest {
     });
     return fds[1];
   }
+  // The peer on `fd` is served: a request gets its answer.
+  static void expect_served(int fd) {
+    ASSERT_EQ(::write(fd, "{\"action\":\"enable_notifications\"}\n", 34), 34);
+    EXPECT_EQ(test::read_line_fd(fd), R"({"result":"ok"})");
+    ::close(fd);
+  }
 };
 
 TEST_F(VsockAdmission, ACidOutsideAllowedCidsIsToldWhyAndClosed) {
@@ -266,18 +273,12 @@ TEST_F(VsockAdmission, ACidOutsideAllowedCidsIsToldWhyAndClosed) {
 TEST_F(VsockAdmission, AnAllowedCidIsServed) {
   config.allowed_cids = {3, 4};
   start();
-  int fd = admit_vsock_peer(3);
-  ASSERT_EQ(::write(fd, "{\"action\":\"enable_notifications\"}\n", 34), 34);
-  EXPECT_EQ(test::read_line_fd(fd), R"({"result":"ok"})");
-  ::close(fd);
+  expect_served(admit_vsock_peer(3));
 }
 
 TEST_F(VsockAdmission, AnEmptyListAllowsEveryCid) {
   start();
-  int fd = admit_vsock_peer(99);
-  ASSERT_EQ(::write(fd, "{\"action\":\"enable_notifications\"}\n", 34), 34);
-  EXPECT_EQ(test::read_line_fd(fd), R"({"result":"ok"})");
-  ::close(fd);
+  expect_served(admit_vsock_peer(99));
 }
 
 TEST_F(ApiServerTest, TheVsockListenerBinds) {

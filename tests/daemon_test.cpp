@@ -6,6 +6,7 @@
 
 #include "api/client.h"
 #include "support/host_fixture.h"
+#include "support/policy.h"
 #include "support/process.h"
 #include "support/sockets.h"
 #include "support/temp_dir.h"
@@ -22,8 +23,9 @@ class Daemon : public testing::Test {
     host = test::add_realistic_host(tb);
     socket_path = dir / "vhotplug.sock";
     port = test::free_tcp_port();
-    write_config(json{{"general",
-                       {{"api", {{"transports", {"unix", "tcp"}}, {"unixSocket", socket_path}, {"port", port}}}}}});
+    auto config = json::parse(test::kAllToVm1);
+    config["general"] = {{"api", {{"transports", {"unix", "tcp"}}, {"unixSocket", socket_path}, {"port", port}}}};
+    write_config(config);
   }
 
   void write_config(const json& config) { std::ofstream(dir / "vhotplug.conf") << config.dump(2); }
@@ -98,7 +100,7 @@ TEST_F(Daemon, ListsOverUnixAndTcpAgree) {
   EXPECT_EQ(over_unix, connect("tcp")->request({{"action", "usb_list"}}));
   ASSERT_EQ(over_unix["usb_devices"].size(), 6u);
   EXPECT_EQ(over_unix["usb_devices"][0]["sys_name"], "1-2.1");
-  EXPECT_EQ(over_unix["usb_devices"][0]["allowed_vms"], json::array());
+  EXPECT_EQ(over_unix["usb_devices"][0]["allowed_vms"], json::array({"vm1"}));
   EXPECT_TRUE(over_unix["usb_devices"][0]["vm"].is_null());
 }
 
@@ -128,6 +130,39 @@ TEST_F(Daemon, AnInvalidConfigExitsOneNamingThePath) {
   write_config(json::parse(R"({"general":{"api":{"port":"2000"}}})"));
   auto result = test::run_capture({VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"});
   EXPECT_EQ(result.exit_code, 1);
+}
+
+TEST_F(Daemon, CheckConfigGivesAVerdict) {
+  auto good = test::run_capture({VHOTPLUGD_BINARY, "--check-config", std::string(VHP_TEST_DATA) + "/ghaf-like.json"});
+  EXPECT_EQ(good.exit_code, 0);
+  EXPECT_EQ(good.out, "warning: pciPassthrough[0].crosvmUseRootBus: unknown key, ignored\n" +
+                          std::string(VHP_TEST_DATA) + "/ghaf-like.json: OK\n");
+  write_config(json::parse(R"({"vms": [], "usbPassthrough": [{"targetVm": "vm1", "allow": [{"vendorId": "zz"}]}]})"));
+  auto bad = test::run_capture({VHOTPLUGD_BINARY, "--check-config", dir / "vhotplug.conf"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.out, "usbPassthrough[0].allow[0].vendorId: expected a 4-digit hex string, got \"zz\"\n"
+                     "usbPassthrough[0].targetVm: VM \"vm1\" is not in vms\n" + dir / "vhotplug.conf" + ": INVALID\n");
+}
+
+TEST_F(Daemon, SighupReloadsAValidConfigAndKeepsTheOldOneOnErrors) {
+  auto daemon = start_daemon();
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["usb_devices"].size(), 6u);
+  auto config = json::parse(test::kAllToVm1);
+  config["usbPassthrough"] = json::parse(R"([{"targetVm": "vm1", "tag": "key", "allow": [{"vendorId": "1050", "productId": "0407"}]}])");
+  config["general"] = {{"api", {{"transports", {"unix", "tcp"}}, {"unixSocket", socket_path}, {"port", port}}}};
+  write_config(config);
+  ::kill(daemon->pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return connect()->request({{"action", "usb_list"}})["usb_devices"].size() == 1; }));
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}, {"tag", "key"}})["usb_devices"].size(), 1u);
+
+  std::ofstream(dir / "vhotplug.conf") << R"({"vms": "broken"})";
+  ::kill(daemon->pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return test::read_file(dir / "daemon.log").find("config reload rejected") != std::string::npos;
+  }));
+  EXPECT_NE(test::read_file(dir / "daemon.log").find(R"(vms: expected a list, got "broken")"), std::string::npos);
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["usb_devices"].size(), 1u);  // the last good config
+  EXPECT_TRUE(daemon->running());
 }
 
 TEST_F(Daemon, CtlListsAsJsonAndAsText) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "api/protocol.h"
+#include "support/policy.h"
 
 namespace vhp {
 namespace {
@@ -30,33 +31,38 @@ class ProtocolTest : public testing::Test {
   std::string handle(std::string_view line) { return protocol.handle(line, session).dump(); }
 
   DeviceRegistry registry;
-  DeviceManager manager{registry};
+  DeviceManager manager{registry, test::make_policy(R"({
+    "vms": [{"name": "vm1", "type": "qemu", "socket": "/a"}, {"name": "vm2", "type": "qemu", "socket": "/b"}],
+    "usbPassthrough": [{"allowedVms": ["vm1", "vm2"], "allow": [{"vendorId": "1050", "productId": "0407"}]}],
+    "pciPassthrough": [{"targetVm": "vm1", "tag": "net", "allow": [{"address": "0000:00:14.3"}]}]})")};
   Protocol protocol{manager};
   Session session;
 };
 
-TEST_F(ProtocolTest, UsbListHasEveryNonHubDeviceWithAllowedVmsAndVm) {
+TEST_F(ProtocolTest, UsbListHasTheDevicesRulesAllowWithAllowedVmsAndVm) {
   EXPECT_EQ(handle(R"({"action":"usb_list"})"),
             R"({"result":"ok","usb_devices":[{"device_node":"/dev/bus/usb/003/012","vid":"1050","pid":"0407",)"
             R"("vendor_name":"Yubico.com","product_name":"Yubikey_4_OTP+U2F+CCID","interfaces":":030101:030000:0b0000:",)"
             R"("device_class":0,"device_subclass":0,"device_protocol":0,"busnum":3,"devnum":12,"portnum":2,"serial":"123",)"
-            R"("sys_name":"3-2.1","allowed_vms":[],"vm":null}]})");
+            R"("sys_name":"3-2.1","allowed_vms":["vm1","vm2"],"vm":null}]})");
 }
 
 TEST_F(ProtocolTest, PciList) {
   auto r = protocol.handle(R"({"action":"pci_list"})", session);
   ASSERT_EQ(r["pci_devices"].size(), 1u);
   EXPECT_EQ(r["pci_devices"][0]["address"], "0000:00:14.3");
-  EXPECT_EQ(r["pci_devices"][0]["allowed_vms"], nlohmann::ordered_json::array());
+  EXPECT_EQ(r["pci_devices"][0]["allowed_vms"], nlohmann::ordered_json::array({"vm1"}));
   EXPECT_TRUE(r["pci_devices"][0]["vm"].is_null());
 }
 
-TEST_F(ProtocolTest, ListFiltersWithoutRules) {
-  // No rules yet: nothing is tagged and nothing was detached by the user.
+TEST_F(ProtocolTest, ListFilters) {
+  // Nothing was detached by the user yet; only the PCI rule has a tag.
   EXPECT_EQ(protocol.handle(R"({"action":"usb_list","disconnected":false})", session)["usb_devices"].size(), 1u);
   EXPECT_EQ(protocol.handle(R"({"action":"usb_list","disconnected":null,"tag":null})", session)["usb_devices"].size(), 1u);
   EXPECT_EQ(protocol.handle(R"({"action":"usb_list","disconnected":true})", session)["usb_devices"].size(), 0u);
-  EXPECT_EQ(protocol.handle(R"({"action":"pci_list","tag":"net"})", session)["pci_devices"].size(), 0u);
+  EXPECT_EQ(protocol.handle(R"({"action":"usb_list","tag":"net"})", session)["usb_devices"].size(), 0u);
+  EXPECT_EQ(protocol.handle(R"({"action":"pci_list","tag":"net"})", session)["pci_devices"].size(), 1u);
+  EXPECT_EQ(protocol.handle(R"({"action":"pci_list","tag":"gpu"})", session)["pci_devices"].size(), 0u);
 }
 
 TEST_F(ProtocolTest, EnableNotificationsMarksTheSession) {

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <optional>
 
 #include <CLI/CLI.hpp>
@@ -16,7 +17,7 @@
 #include "device/device_registry.h"
 #include "device/udev_watcher.h"
 #include "manager/device_manager.h"
-#include "policy/config.h"
+#include "policy/policy.h"
 
 namespace {
 
@@ -39,8 +40,22 @@ vhp::Config load_config(const std::string& path) {
   }
   auto config = vhp::load_config_file(path);
   for (const auto& w : config.warnings) spdlog::warn("config: {}", w);
-  spdlog::info("loaded config {}", path);
+  spdlog::info("loaded config {}: {} VMs, {} USB and {} PCI rule groups", path, config.vms.size(), config.usb.size(),
+               config.pci.size());
   return config;
+}
+
+// --check-config: the verdict on stdout, every problem on its own line.
+int check_config(const std::string& path) {
+  try {
+    auto config = vhp::load_config_file(path);
+    for (const auto& w : config.warnings) std::cout << "warning: " << w << "\n";
+    std::cout << path << ": OK\n";
+    return 0;
+  } catch (const vhp::ConfigError& e) {
+    std::cout << e.what() << "\n" << path << ": INVALID\n";
+    return 1;
+  }
 }
 
 void log_event(const vhp::DeviceEvent& event) {
@@ -62,15 +77,17 @@ void log_event(const vhp::DeviceEvent& event) {
 
 int main(int argc, char** argv) {
   CLI::App app{"vhotplugd: USB and PCI passthrough to virtual machines"};
-  std::string config_path = kDefaultConfig;
+  std::string config_path = kDefaultConfig, check_path;
   bool attach_connected = false, list_devices = false, debug = false;
   app.add_option("-c,--config", config_path, "Path to the JSON config file")->capture_default_str();
   app.add_flag("-a,--attach-connected", attach_connected, "Attach devices that are already connected at start-up");
   app.add_flag("--list-devices", list_devices, "Print the host's USB and PCI devices as JSON and exit");
+  app.add_option("--check-config", check_path, "Validate a config file, print the verdict and exit 0 (valid) or 1");
   app.add_flag("-d,--debug", debug, "Verbose logging");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_default_logger(spdlog::stderr_color_mt("vhotplugd"));  // stdout is for --list-devices
   spdlog::set_level(debug ? spdlog::level::debug : spdlog::level::info);
+  if (!check_path.empty()) return check_config(check_path);
 
   try {
     boost::asio::io_context io;
@@ -82,15 +99,17 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto config = load_config(config_path);
+    std::shared_ptr<vhp::ModuleResolver> modules = vhp::make_kmod_resolver();
+    auto api_config = config.general.api;
 
     auto logging = registry.subscribe(log_event);
     watcher.start();
     spdlog::info("watching {} USB and {} PCI devices", registry.usb_devices().size(), registry.pci_devices().size());
 
-    vhp::DeviceManager manager(registry);
+    vhp::DeviceManager manager(registry, std::make_shared<const vhp::Policy>(std::move(config), modules));
     std::optional<vhp::ApiServer> api;
-    if (config.api.enable && !config.api.transports.empty()) {
-      api.emplace(io, manager, config.api);
+    if (api_config.enable && !api_config.transports.empty()) {
+      api.emplace(io, manager, api_config);
       api->start();
     } else {
       spdlog::info("api: disabled or no transports configured");
@@ -104,11 +123,20 @@ int main(int argc, char** argv) {
       watcher.stop();
       io.stop();
     });
-    // Reserved for config reload; until then it must not kill the daemon (its default action).
+    // SIGHUP: reload. A valid config replaces the rules at once; an invalid one changes nothing.
     boost::asio::signal_set hangup(io, SIGHUP);
     std::function<void(boost::system::error_code, int)> on_hangup = [&](boost::system::error_code ec, int) {
       if (ec) return;
-      spdlog::warn("SIGHUP: config reload is not implemented yet; keeping the current config");
+      try {
+        auto fresh = load_config(config_path);
+        if (nlohmann::json(fresh.general.api.transports) != nlohmann::json(api_config.transports) ||
+            fresh.general.api.port != api_config.port || fresh.general.api.unix_socket != api_config.unix_socket)
+          spdlog::warn("config: changes to general.api take effect at the next restart");
+        manager.set_policy(std::make_shared<const vhp::Policy>(std::move(fresh), modules));
+        spdlog::info("config reloaded");
+      } catch (const vhp::ConfigError& e) {
+        spdlog::error("config reload rejected; keeping the current config:\n{}", e.what());
+      }
       hangup.async_wait(on_hangup);
     };
     hangup.async_wait(on_hangup);

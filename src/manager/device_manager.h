@@ -1,12 +1,14 @@
 #pragma once
 // What the APIs see of the host's devices: the reference's list entries and its events.
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "device/device_registry.h"
+#include "policy/policy.h"
 
 namespace vhp {
 
@@ -20,10 +22,16 @@ class DeviceManager {
  public:
   using Notify = std::function<void(const nlohmann::ordered_json& event)>;
 
-  explicit DeviceManager(DeviceRegistry& registry) : registry_(registry) {}
+  DeviceManager(DeviceRegistry& registry, std::shared_ptr<const Policy> policy)
+      : registry_(registry), policy_(std::move(policy)) {}
 
-  // List entries: the device object plus `allowed_vms` and `vm`. Until rules exist, every non-hub
-  // device is listed, allowed nowhere, attached nowhere, and none carries a tag.
+  // Swaps in a new policy at once (config reload); requests in flight finish on the old one.
+  void set_policy(std::shared_ptr<const Policy> policy) { policy_ = std::move(policy); }
+  const Policy& policy() const { return *policy_; }
+
+  // The devices some rule lets pass through: the device object plus `allowed_vms` and `vm`
+  // (null until attach exists). pci_list adds the other members of a pciIommuAddAll group's
+  // IOMMU groups, marked "iommu_member": true.
   nlohmann::ordered_json usb_list(const ListFilter& filter) const;
   nlohmann::ordered_json pci_list(const ListFilter& filter) const;
 
@@ -32,6 +40,7 @@ class DeviceManager {
 
  private:
   DeviceRegistry& registry_;
+  std::shared_ptr<const Policy> policy_;
 };
 
 }  // namespace vhp

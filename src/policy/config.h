@@ -1,6 +1,6 @@
 #pragma once
-// The reference's JSON config file. This module reads `general.api` so far; the passthrough rule
-// sections arrive with the policy issue. Our additions are new keys, never changed meanings.
+// The reference's JSON config file, every section parsed and validated. Our additions are new
+// keys, never changed meanings.
 #include <cstddef>
 #include <optional>
 #include <stdexcept>
@@ -9,16 +9,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/pci_rules.h"
+#include "policy/usb_rules.h"
+
 namespace vhp {
 
-// Names the JSON path and the problem, e.g. "general.api.port: expected an integer 1-65535, got \"x\"".
+// Every problem found, one per line, each naming its JSON path.
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A user or group given by name or by numeric id.
-struct Principal {
-  std::string name;          // empty when given as an id
+struct Principal {  // a user or group, by name or by numeric id
+  std::string name;
   std::optional<unsigned> id;
 };
 
@@ -31,7 +33,7 @@ struct ApiConfig {
   std::string unix_socket = "/var/lib/vhotplug/vhotplug.sock";
   std::string unix_socket_user, unix_socket_group;
   std::optional<unsigned> unix_socket_mode;  // from an octal string, e.g. "0660"
-  // Ours: peer-credential access control on the Unix socket (empty lists: everyone the file mode lets in).
+  // Ours: peer-credential access control on the Unix socket (empty: everyone the file mode lets in).
   std::vector<Principal> allowed_users, allowed_groups;
   // Ours: limits.
   std::size_t max_line_bytes = 1024 * 1024;
@@ -42,13 +44,68 @@ struct ApiConfig {
   bool has_transport(const std::string& t) const;
 };
 
-struct Config {
-  ApiConfig api;
-  std::string source;                 // file path, or "built-in default"
-  std::vector<std::string> warnings;  // unknown keys and the like
+struct VmConfig {
+  std::string name;
+  std::string type;    // qemu | crosvm | cloud-hypervisor
+  std::string socket;  // QMP socket (qemu), control socket (crosvm), API socket (cloud-hypervisor)
 };
 
-// Reads and validates a config file. Throws ConfigError.
+struct EvdevSelector {
+  bool enabled = true;
+  std::optional<Pattern> name, path_tag;
+  std::optional<std::string> property, value;
+};
+
+struct EvdevRuleGroup {
+  bool enabled = true;
+  std::string description;
+  std::optional<std::string> target_vm;
+  std::vector<EvdevSelector> allow, deny;
+  std::optional<std::string> tag;
+};
+
+struct AcpiTable {
+  bool enabled = true;
+  std::string acpi_table;
+  std::optional<std::string> set_user, set_group;
+};
+
+struct AcpiRuleGroup {
+  bool enabled = true;
+  std::string description;
+  std::optional<std::string> target_vm;
+  std::vector<AcpiTable> tables;
+};
+
+struct UsbAuthorization {
+  bool enable = false;
+  bool deauthorize_unmatched = false;
+  std::vector<UsbSelector> host_allow;
+};
+
+struct GeneralConfig {
+  bool persistency = true;
+  std::string state_path = "/var/lib/vhotplug/vhotplug.state";
+  std::string modprobe = "modprobe", modinfo = "modinfo", crosvm = "crosvm";
+  std::optional<std::string> ovmf_code, ovmf_vars;
+  ApiConfig api;
+};
+
+struct Config {
+  std::vector<UsbRuleGroup> usb;
+  std::vector<PciRuleGroup> pci;
+  std::vector<EvdevRuleGroup> evdev;
+  std::vector<AcpiRuleGroup> acpi;
+  std::vector<VmConfig> vms;
+  UsbAuthorization usb_authorization;
+  GeneralConfig general;
+  std::string source;                 // file path, or "built-in default"
+  std::vector<std::string> warnings;  // unknown keys and rules that can never apply
+
+  const VmConfig* find_vm(const std::string& name) const;
+};
+
+// Reads and validates a config. Throws ConfigError listing every problem.
 Config load_config_file(const std::string& path);
 Config parse_config(const nlohmann::json& root, const std::string& source);
 // No file: the API on the Unix socket, no VMs, no rules.

@@ -1,0 +1,60 @@
+#pragma once
+// USB rule groups (`usbPassthrough`) and the reference's matching semantics, exactly.
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "device/usb_device.h"
+#include "policy/module_resolver.h"
+
+namespace vhp {
+
+struct Pattern {  // Python re.match: anchored at the start only, case-insensitive
+  std::string source;
+  std::regex regex;
+  bool matches(const std::string& text) const;
+};
+
+// One `allow`/`deny` entry. Its criteria are OR-ed, in this order: vendorId+productId, vendorName or
+// productName, bus+port, deviceClass, interfaceClass, driverPath. `removable` is an AND gate.
+struct UsbSelector {
+  bool enabled = true;
+  std::string description;
+  std::optional<std::string> vendor_id, product_id;  // lowercase; both needed
+  std::optional<Pattern> vendor_name, product_name;
+  std::optional<int> bus;
+  std::optional<int> root_port;              // "port": 2 (the reference: first element of the port chain)
+  std::optional<std::vector<int>> port_path; // "port": "2.1" (ours: exact port path)
+  int device_class = 0, device_subclass = 0, device_protocol = 0;           // 0: absent / wildcard
+  int interface_class = 0, interface_subclass = 0, interface_protocol = 0;
+  std::optional<Pattern> driver_path;
+  enum class Removable { Absent, List, NotAList } removable_kind = Removable::Absent;
+  std::vector<std::string> removable;  // lowercase
+
+  bool matches(const UsbDevice& d, ModuleResolver& modules) const;
+};
+
+struct UsbRuleGroup {
+  bool enabled = true;
+  std::string description;
+  std::optional<std::string> target_vm;
+  std::vector<std::string> allowed_vms;
+  std::vector<UsbSelector> allow, deny;
+  bool skip_on_suspend = false;
+  std::optional<std::string> tag;
+
+  // allow matched and no deny matched (within this group only).
+  bool matches(const UsbDevice& d, ModuleResolver& modules) const;
+};
+
+// The device's interfaces as the reference reads them: from the ID_USB_INTERFACES string.
+struct InterfaceTriple {
+  int cls, subclass, protocol;
+};
+std::vector<InterfaceTriple> parse_interfaces(const std::optional<std::string>& interfaces);
+
+// The modaliases a driverPath rule resolves: sysfs's per interface, else built from the device's fields.
+std::vector<std::string> usb_modaliases(const UsbDevice& d);
+
+}  // namespace vhp
