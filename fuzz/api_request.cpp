@@ -1,5 +1,5 @@
 // libFuzzer: one request line through the vhotplug API parser and dispatcher.
-// Whatever the bytes, the answer is a JSON object with a "result", serialisable as one line.
+// Whatever the bytes, the outcome is a command to run or one JSON line with a "result".
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -31,17 +31,18 @@ vhp::DeviceRegistry& registry() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static vhp::StateStore store("");
   static vhp::DeviceManager manager(registry(), std::make_shared<const vhp::Policy>(vhp::parse_config(nlohmann::json::parse(R"({
       "vms": [{"name": "vm1", "type": "qemu", "socket": "/a"}],
       "usbPassthrough": [{"targetVm": "vm1", "tag": "t", "allow": [{"vendorName": ".*"}]}],
       "pciPassthrough": [{"targetVm": "vm1", "pciIommuAddAll": true, "allow": [{"address": "0000:00:14.3"}]}]})"), "fuzz"),
-      std::make_shared<NoModules>()));
+      std::make_shared<NoModules>()), store);
   static vhp::Protocol protocol(manager);
   vhp::Session session;
-  auto response = protocol.handle(std::string_view(reinterpret_cast<const char*>(data), size), session);
-  auto line = vhp::Protocol::to_line(response);
-  if (!response.is_object() || !response.contains("result") || line.empty() || line.back() != '\n' ||
-      line.find('\n') != line.size() - 1)
-    std::abort();
+  auto outcome = protocol.handle(std::string_view(reinterpret_cast<const char*>(data), size), session);
+  if (outcome.command.has_value() == outcome.response.has_value()) std::abort();  // exactly one of them
+  if (outcome.command) return 0;  // attach/detach: run by the daemon, not here
+  auto line = vhp::Protocol::to_line(*outcome.response);
+  if (!outcome.response->contains("result") || line.back() != '\n' || line.find('\n') != line.size() - 1) std::abort();
   return 0;
 }

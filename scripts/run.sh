@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, and runs the daemon in the foreground.
-# Without -c (and with no /etc/vhotplug.conf) the daemon runs on its built-in default config.
-# Extra arguments go to vhotplugd, e.g. ./scripts/run.sh --list-devices
+# The main job: installs what is missing, builds, and runs the demo: vhotplugd on a simulated host
+# (umockdev) with two real QEMU VMs, driven through vhotplugctl.
+# With arguments it runs vhotplugd itself with them instead, e.g. ./scripts/run.sh --list-devices,
+# or ./scripts/run.sh -c /etc/vhotplug.conf (no config file: the built-in default).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh"
 "$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ $# -eq 0 ]; then
+  exec "$root/build/demo/vhotplug-demo"
+fi
 exec "$root/build/src/app/vhotplugd" "$@"

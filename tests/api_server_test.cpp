@@ -48,13 +48,19 @@ class ApiServerTest : public testing::Test {
   }
   void start() {
     watcher.start();
-    server.emplace(io, manager, config);
+    passthrough.start();
+    server.emplace(io, manager, config, &passthrough);
     server->start();
     loop = std::thread([this] { io.run(); });
   }
   void stop() {
     if (!loop.joinable()) return;
-    on_loop([this] { server->stop(); watcher.stop(); return 0; });
+    on_loop([this] {
+      server->stop();
+      passthrough.stop();
+      watcher.stop();
+      return 0;
+    });
     work.reset();
     io.stop();
     loop.join();
@@ -81,7 +87,9 @@ class ApiServerTest : public testing::Test {
   boost::asio::io_context io;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
   DeviceRegistry registry;
-  DeviceManager manager{registry, test::make_policy(test::kAllToVm1)};
+  StateStore store{""};
+  DeviceManager manager{registry, test::make_policy(test::kAllToVm1), store};
+  Passthrough passthrough{io, manager, false};
   UdevWatcher watcher{io, registry};
   std::optional<ApiServer> server;
   std::thread loop;
@@ -210,8 +218,7 @@ TEST_F(ApiServerTest, EventsGoOnlyToConnectionsThatEnabledThem) {
   ASSERT_EQ(listener->request({{"action", "enable_notifications"}}), json::parse(R"({"result":"ok"})"));
   auto spec = test::security_key_spec(host.hub);
   spec.name = "1-2.2", spec.devnum = 40, spec.serial = "77";
-  auto path = tb.add_usb(spec);
-  tb.uevent(path, "add");
+  auto path = tb.plug(spec);
   std::string connected =
       R"({"event":"usb_connected","usb_device":{"device_node":"/dev/bus/usb/001/040","vid":"1050","pid":"0407",)"
       R"("vendor_name":"Yubico.com","product_name":"Yubikey 4/5 OTP+U2F+CCID","interfaces":":030101:030000:0b0000:",)"
@@ -316,7 +323,7 @@ TEST_F(UnixAccess, AllowedByPrimaryGroup) {
 
 TEST_F(UnixAccess, AnUnknownUserNameIsAStartError) {
   config.allowed_users = {{"no-such-user-vhp", std::nullopt}};
-  server.emplace(io, manager, config);
+  server.emplace(io, manager, config, &passthrough);
   EXPECT_THROW(server->start(), std::runtime_error);
 }
 
@@ -363,7 +370,7 @@ TEST_F(UnixSocketFile, AStaleSocketIsReplaced) {
 
 TEST_F(UnixSocketFile, ALiveSocketIsAnError) {
   int other = leave_socket(true);
-  server.emplace(io, manager, config);
+  server.emplace(io, manager, config, &passthrough);
   try {
     server->start();
     FAIL() << "started over a live socket";
@@ -376,7 +383,7 @@ TEST_F(UnixSocketFile, ALiveSocketIsAnError) {
 TEST_F(UnixSocketFile, SomethingElseAtThePathIsAnError) {
   std::filesystem::create_directories(std::filesystem::path(config.unix_socket).parent_path());
   std::ofstream(config.unix_socket) << "not a socket";
-  server.emplace(io, manager, config);
+  server.emplace(io, manager, config, &passthrough);
   EXPECT_THROW(server->start(), std::runtime_error);
   EXPECT_EQ(test::read_file(config.unix_socket), "not a socket");  // left alone
 }

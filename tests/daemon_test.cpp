@@ -62,9 +62,7 @@ class Daemon : public testing::Test {
   std::string plug_key(int devnum, const std::string& name = "1-2.2") {
     auto spec = test::security_key_spec(host.hub);
     spec.name = name, spec.devnum = devnum, spec.serial = "K" + std::to_string(devnum);
-    auto path = tb.add_usb(spec);
-    tb.uevent(path, "add");
-    return path;
+    return tb.plug(spec);
   }
 
   test::Testbed tb;

@@ -36,9 +36,7 @@ class Hotplug : public testing::Test {
 
   // A real plug: sysfs entries appear, then udev announces the device.
   std::string plug(const test::UsbSpec& spec) {
-    auto path = tb.add_usb(spec);
-    tb.uevent(path, "add");
-    return path;
+    return tb.plug(spec);
   }
   bool has_interfaces(const std::string& path, size_t n) {
     auto* d = registry.find_usb(path);

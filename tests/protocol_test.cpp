@@ -28,13 +28,15 @@ class ProtocolTest : public testing::Test {
     nic.vid = "8086", nic.did = "A0F0", nic.vendor_id = 0x8086, nic.device_id = 0xa0f0;
     registry.upsert(nic);
   }
-  std::string handle(std::string_view line) { return protocol.handle(line, session).dump(); }
+  nlohmann::ordered_json respond(std::string_view line) { return *protocol.handle(line, session).response; }
+  std::string handle(std::string_view line) { return respond(line).dump(); }
 
   DeviceRegistry registry;
+  StateStore store{""};
   DeviceManager manager{registry, test::make_policy(R"({
     "vms": [{"name": "vm1", "type": "qemu", "socket": "/a"}, {"name": "vm2", "type": "qemu", "socket": "/b"}],
     "usbPassthrough": [{"allowedVms": ["vm1", "vm2"], "allow": [{"vendorId": "1050", "productId": "0407"}]}],
-    "pciPassthrough": [{"targetVm": "vm1", "tag": "net", "allow": [{"address": "0000:00:14.3"}]}]})")};
+    "pciPassthrough": [{"targetVm": "vm1", "tag": "net", "allow": [{"address": "0000:00:14.3"}]}]})"), store};
   Protocol protocol{manager};
   Session session;
 };
@@ -48,7 +50,7 @@ TEST_F(ProtocolTest, UsbListHasTheDevicesRulesAllowWithAllowedVmsAndVm) {
 }
 
 TEST_F(ProtocolTest, PciList) {
-  auto r = protocol.handle(R"({"action":"pci_list"})", session);
+  auto r = respond(R"({"action":"pci_list"})");
   ASSERT_EQ(r["pci_devices"].size(), 1u);
   EXPECT_EQ(r["pci_devices"][0]["address"], "0000:00:14.3");
   EXPECT_EQ(r["pci_devices"][0]["allowed_vms"], nlohmann::ordered_json::array({"vm1"}));
@@ -57,12 +59,12 @@ TEST_F(ProtocolTest, PciList) {
 
 TEST_F(ProtocolTest, ListFilters) {
   // Nothing was detached by the user yet; only the PCI rule has a tag.
-  EXPECT_EQ(protocol.handle(R"({"action":"usb_list","disconnected":false})", session)["usb_devices"].size(), 1u);
-  EXPECT_EQ(protocol.handle(R"({"action":"usb_list","disconnected":null,"tag":null})", session)["usb_devices"].size(), 1u);
-  EXPECT_EQ(protocol.handle(R"({"action":"usb_list","disconnected":true})", session)["usb_devices"].size(), 0u);
-  EXPECT_EQ(protocol.handle(R"({"action":"usb_list","tag":"net"})", session)["usb_devices"].size(), 0u);
-  EXPECT_EQ(protocol.handle(R"({"action":"pci_list","tag":"net"})", session)["pci_devices"].size(), 1u);
-  EXPECT_EQ(protocol.handle(R"({"action":"pci_list","tag":"gpu"})", session)["pci_devices"].size(), 0u);
+  EXPECT_EQ(respond(R"({"action":"usb_list","disconnected":false})")["usb_devices"].size(), 1u);
+  EXPECT_EQ(respond(R"({"action":"usb_list","disconnected":null,"tag":null})")["usb_devices"].size(), 1u);
+  EXPECT_EQ(respond(R"({"action":"usb_list","disconnected":true})")["usb_devices"].size(), 0u);
+  EXPECT_EQ(respond(R"({"action":"usb_list","tag":"net"})")["usb_devices"].size(), 0u);
+  EXPECT_EQ(respond(R"({"action":"pci_list","tag":"net"})")["pci_devices"].size(), 1u);
+  EXPECT_EQ(respond(R"({"action":"pci_list","tag":"gpu"})")["pci_devices"].size(), 0u);
 }
 
 TEST_F(ProtocolTest, EnableNotificationsMarksTheSession) {
@@ -80,7 +82,7 @@ struct BadInput {
 class BadRequests : public ProtocolTest, public testing::WithParamInterface<BadInput> {};
 
 TEST_P(BadRequests, GetAFailedResponse) {
-  auto r = protocol.handle(GetParam().line, session);
+  auto r = respond(GetParam().line);
   EXPECT_EQ(r["result"], "failed");
   std::string expected = GetParam().error, error = r["error"];
   if (expected.ends_with("…")) EXPECT_TRUE(error.starts_with(expected.substr(0, expected.size() - 3))) << error;

@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 
@@ -32,6 +33,32 @@ struct ApiClient::Impl {
   asio::io_context io;
   generic::socket socket{io};
   std::string buffer;
+  int timeout_ms = 0;
+
+  // Runs one asynchronous operation to completion, or until the timeout closes the socket.
+  // (Asio's blocking calls poll without a timeout; SO_RCVTIMEO does not reach them.)
+  template <class Start>
+  void run(Start start, const char* what) {
+    boost::system::error_code result = asio::error::would_block;
+    std::size_t transferred = 0;
+    start([&](boost::system::error_code ec, std::size_t n = 0) {
+      result = ec;
+      transferred = n;
+    });
+    io.restart();
+    if (timeout_ms > 0) io.run_for(std::chrono::milliseconds(timeout_ms));
+    else io.run();
+    if (result == asio::error::would_block) {
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      io.restart();
+      io.run();
+      throw std::runtime_error(std::string(what) + ": no answer within " + std::to_string(timeout_ms) + " ms");
+    }
+    if (result) throw boost::system::system_error(result, what);
+    last_transferred = transferred;
+  }
+  std::size_t last_transferred = 0;
 };
 
 ApiClient::ApiClient(const ClientOptions& o) : impl_(std::make_unique<Impl>()) {
@@ -55,21 +82,21 @@ ApiClient::ApiClient(const ClientOptions& o) : impl_(std::make_unique<Impl>()) {
     throw std::runtime_error("unknown transport '" + o.transport + "'");
   }
   if (ec) throw std::runtime_error("cannot connect to " + where + ": " + ec.message());
-  if (o.timeout_ms > 0) {
-    timeval tv{o.timeout_ms / 1000, (o.timeout_ms % 1000) * 1000};
-    ::setsockopt(impl_->socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(impl_->socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  }
+  impl_->timeout_ms = o.timeout_ms;
 }
 
 ApiClient::~ApiClient() = default;
 
 void ApiClient::send(const nlohmann::json& message) { send_raw(message.dump() + "\n"); }
 
-void ApiClient::send_raw(std::string_view bytes) { asio::write(impl_->socket, asio::buffer(bytes.data(), bytes.size())); }
+void ApiClient::send_raw(std::string_view bytes) {
+  impl_->run([&](auto done) { asio::async_write(impl_->socket, asio::buffer(bytes.data(), bytes.size()), done); }, "write");
+}
 
 std::string ApiClient::read_line() {
-  std::size_t n = asio::read_until(impl_->socket, asio::dynamic_buffer(impl_->buffer), '\n');
+  impl_->run([&](auto done) { asio::async_read_until(impl_->socket, asio::dynamic_buffer(impl_->buffer), '\n', done); },
+             "read");
+  std::size_t n = impl_->last_transferred;
   std::string line = impl_->buffer.substr(0, n - 1);
   impl_->buffer.erase(0, n);
   return line;

@@ -12,12 +12,15 @@ namespace vhp {
 
 namespace asio = boost::asio;
 
-Connection::Connection(Socket socket, std::string peer, Protocol& protocol, ConnectionLimits limits, OnClosed on_closed)
+Connection::Connection(Socket socket, std::string peer, Protocol& protocol, ConnectionLimits limits, OnClosed on_closed,
+                       RunCommand run_command, PendingEvents pending_events)
     : socket_(std::move(socket)),
       peer_(std::move(peer)),
       protocol_(protocol),
       limits_(limits),
       on_closed_(std::move(on_closed)),
+      run_command_(std::move(run_command)),
+      pending_events_(std::move(pending_events)),
       wake_(socket_.get_executor()),
       deadline_(socket_.get_executor()) {}
 
@@ -74,9 +77,19 @@ asio::awaitable<void> Connection::read_loop() {
       close();
       co_return;
     }
-    auto response = protocol_.handle(std::string_view(input_.data(), n - 1), session_);
+    auto outcome = protocol_.handle(std::string_view(input_.data(), n - 1), session_);
     input_.erase(0, n);
-    send(Protocol::to_line(response));
+    if (outcome.command) {
+      // Events the command causes reach this connection's queue before its response does.
+      // (No co_await inside ?: — GCC 12 destroys the result too early there.)
+      nlohmann::ordered_json response = Protocol::failed("Attach and detach are not available");
+      if (run_command_) response = co_await run_command_(*outcome.command);
+      send(Protocol::to_line(response));
+      continue;
+    }
+    send(Protocol::to_line(*outcome.response));
+    if (outcome.replay_pending_selects && pending_events_)
+      for (const auto& event : pending_events_()) send(Protocol::to_line(event));
   }
 }
 

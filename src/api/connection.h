@@ -27,8 +27,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   using Socket = boost::asio::generic::stream_protocol::socket;
   using OnClosed = std::function<void(Connection*)>;
+  // Runs attach/detach; the connection answers with its result. Requests on one connection are answered in order.
+  using RunCommand = std::function<boost::asio::awaitable<nlohmann::ordered_json>(const Command&)>;
+  // usb_select_vm events still pending, for a connection that just enabled notifications.
+  using PendingEvents = std::function<std::vector<nlohmann::ordered_json>()>;
 
-  Connection(Socket socket, std::string peer, Protocol& protocol, ConnectionLimits limits, OnClosed on_closed);
+  Connection(Socket socket, std::string peer, Protocol& protocol, ConnectionLimits limits, OnClosed on_closed,
+             RunCommand run_command = {}, PendingEvents pending_events = {});
 
   void start();                          // serve requests
   void refuse(const std::string& line);  // send one line, then close; reads nothing
@@ -47,6 +52,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Protocol& protocol_;
   ConnectionLimits limits_;
   OnClosed on_closed_;
+  RunCommand run_command_;
+  PendingEvents pending_events_;
   Session session_;
   std::string input_;
   std::deque<std::string> queue_;

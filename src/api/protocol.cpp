@@ -1,5 +1,7 @@
 #include "api/protocol.h"
 
+#include <algorithm>
+#include <cctype>
 #include <stdexcept>
 
 namespace vhp {
@@ -31,6 +33,46 @@ ListFilter list_filter(const json& request) {
   return {optional_bool(request, "disconnected"), optional_string(request, "tag")};
 }
 
+// bus and port may be JSON ints (what the reference compares) or strings (what its API.md shows).
+std::optional<std::string> number_or_string(const json& request, const char* key) {
+  auto it = request.find(key);
+  if (it == request.end() || it->is_null()) return std::nullopt;
+  if (it->is_number_unsigned()) return std::to_string(it->get<unsigned long>());
+  if (it->is_string()) return it->get<std::string>();
+  throw BadRequest(std::string("Invalid message: ") + key + " must be a number or a string");
+}
+
+bool is_port_path(const std::string& s) {  // "2" or "2.1.4"
+  if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string::npos) return false;
+  return s.find_first_not_of("0123456789.") == std::string::npos && s.size() <= 32;
+}
+
+std::optional<std::string> usb_id(const json& request, const char* key) {
+  auto v = optional_string(request, key);
+  if (v && (v->size() != 4 || v->find_first_not_of("0123456789abcdefABCDEF") != std::string::npos))
+    throw BadRequest(std::string("Invalid message: ") + key + " must be a 4-digit hex string");
+  if (v) std::ranges::transform(*v, v->begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return v;
+}
+
+DeviceSelector device_selector(const json& request) {
+  DeviceSelector s;
+  s.device_node = optional_string(request, "device_node");
+  if (auto bus = number_or_string(request, "bus")) {
+    if (bus->empty() || bus->size() > 3 || bus->find_first_not_of("0123456789") != std::string::npos)
+      throw BadRequest("Invalid message: bus must be a bus number");
+    s.bus = std::stoi(*bus);
+  }
+  s.port = number_or_string(request, "port");
+  if (s.port && !is_port_path(*s.port)) throw BadRequest("Invalid message: port must be a port number or a path such as 2.1");
+  s.tag = optional_string(request, "tag");
+  s.vid = usb_id(request, "vid");
+  s.pid = usb_id(request, "pid");
+  if (!s.device_node && !(s.bus && s.port) && !s.tag && !(s.vid && s.pid))
+    throw BadRequest("Invalid message: name the device by device_node, bus and port, vid and pid, or tag");
+  return s;
+}
+
 }  // namespace
 
 ordered_json Protocol::failed(const std::string& error) { return {{"result", "failed"}, {"error", error}}; }
@@ -45,43 +87,45 @@ std::string Protocol::to_line(const ordered_json& message) {
   return message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-ordered_json Protocol::handle(std::string_view line, Session& session) {
+Outcome Protocol::handle(std::string_view line, Session& session) {
   json request;
   try {
     request = json::parse(line);
   } catch (const json::exception& e) {
     // parse_error, and out_of_range for numbers beyond a double (1e999999); ill-formed UTF-8 is a parse_error.
-    return failed(std::string("Invalid JSON: ") + e.what());
+    return {failed(std::string("Invalid JSON: ") + e.what())};
   }
-  if (!request.is_object()) return failed("Invalid message: expected a JSON object");
+  if (!request.is_object()) return {failed("Invalid message: expected a JSON object")};
   auto action = request.find("action");
-  if (action == request.end() || action->is_null()) return failed("No action specified");
-  if (!action->is_string()) return failed("Invalid message: action must be a string");
+  if (action == request.end() || action->is_null()) return {failed("No action specified")};
+  if (!action->is_string()) return {failed("Invalid message: action must be a string")};
   try {
     return dispatch(action->get<std::string>(), request, session);
   } catch (const BadRequest& e) {
-    return failed(e.what());
+    return {failed(e.what())};
   } catch (const std::exception& e) {  // a bug must not cost the client its connection
-    return failed(std::string("Internal error: ") + e.what());
+    return {failed(std::string("Internal error: ") + e.what())};
   }
 }
 
-ordered_json Protocol::dispatch(const std::string& action, const json& request, Session& session) {
+Outcome Protocol::dispatch(const std::string& action, const json& request, Session& session) {
   if (action == "enable_notifications") {
     session.notifications = true;
-    return ok();
+    return {ok(), std::nullopt, true};
   }
   if (action == "usb_list") {
     auto response = ok();
     response["usb_devices"] = manager_.usb_list(list_filter(request));
-    return response;
+    return {response};
   }
   if (action == "pci_list") {
     auto response = ok();
     response["pci_devices"] = manager_.pci_list(list_filter(request));
-    return response;
+    return {response};
   }
-  return failed("Unknown message: " + action);
+  if (action == "usb_attach") return {std::nullopt, UsbAttach{device_selector(request), optional_string(request, "vm")}};
+  if (action == "usb_detach") return {std::nullopt, UsbDetach{device_selector(request)}};
+  return {failed("Unknown message: " + action)};
 }
 
 }  // namespace vhp

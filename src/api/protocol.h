@@ -1,6 +1,7 @@
 #pragma once
 // One request line in, one response object out: parsing, validation and dispatch of the vhotplug
 // API. Pure: the transport owns the bytes and the connection.
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,12 +16,19 @@ struct Session {
   bool notifications = false;
 };
 
+// What to do with a request: answer at once, or run a command (attach, detach) and answer with its result.
+struct Outcome {
+  std::optional<nlohmann::ordered_json> response{};
+  std::optional<Command> command{};
+  bool replay_pending_selects = false;  // enable_notifications: re-send usb_select_vm still waiting for an answer
+};
+
 class Protocol {
  public:
   explicit Protocol(DeviceManager& manager) : manager_(manager) {}
 
   // `line` is one message without its '\n'. Never throws; bad input gets a "failed" response.
-  nlohmann::ordered_json handle(std::string_view line, Session& session);
+  Outcome handle(std::string_view line, Session& session);
 
   static nlohmann::ordered_json failed(const std::string& error);
   static nlohmann::ordered_json ok();
@@ -30,7 +38,7 @@ class Protocol {
   static std::string to_line(const nlohmann::ordered_json& message);
 
  private:
-  nlohmann::ordered_json dispatch(const std::string& action, const nlohmann::json& request, Session& session);
+  Outcome dispatch(const std::string& action, const nlohmann::json& request, Session& session);
 
   DeviceManager& manager_;
 };

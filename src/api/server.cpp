@@ -51,8 +51,8 @@ std::vector<gid_t> groups_of(const ucred& cred) {
 
 }  // namespace
 
-ApiServer::ApiServer(boost::asio::io_context& io, DeviceManager& manager, const ApiConfig& config)
-    : io_(io), config_(config), protocol_(manager), manager_(manager) {}
+ApiServer::ApiServer(boost::asio::io_context& io, DeviceManager& manager, const ApiConfig& config, Passthrough* passthrough)
+    : io_(io), config_(config), protocol_(manager), manager_(manager), passthrough_(passthrough) {}
 
 ApiServer::~ApiServer() { stop(); }
 
@@ -108,8 +108,11 @@ void ApiServer::admit(Connection::Socket socket, const Peer& peer) {
     conn->refuse(Protocol::to_line(Protocol::failed(*reason)));
     return;
   }
-  auto conn = std::make_shared<Connection>(std::move(socket), peer.describe(), protocol_, limits,
-                                           [this](Connection* c) { connections_.erase(c); });
+  Connection::RunCommand run;
+  if (passthrough_) run = [p = passthrough_](const Command& c) { return p->run(c); };
+  auto conn = std::make_shared<Connection>(
+      std::move(socket), peer.describe(), protocol_, limits, [this](Connection* c) { connections_.erase(c); }, std::move(run),
+      [this] { return manager_.pending_select_events(); });
   connections_.emplace(conn.get(), conn);
   spdlog::debug("api: client {} connected ({} now)", peer.describe(), connections_.size());
   conn->start();

@@ -13,6 +13,7 @@
 
 #include "api/connection.h"
 #include "api/protocol.h"
+#include "manager/passthrough.h"
 #include "policy/config.h"
 
 namespace vhp {
@@ -30,7 +31,8 @@ struct Peer {
 
 class ApiServer {
  public:
-  ApiServer(boost::asio::io_context& io, DeviceManager& manager, const ApiConfig& config);
+  // `passthrough` runs attach and detach; without it they answer "failed".
+  ApiServer(boost::asio::io_context& io, DeviceManager& manager, const ApiConfig& config, Passthrough* passthrough = nullptr);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
@@ -55,7 +57,8 @@ class ApiServer {
   ApiConfig config_;
   Protocol protocol_;
   DeviceManager& manager_;
-  DeviceRegistry::Subscription events_;
+  Passthrough* passthrough_;
+  Subscription events_;
   std::set<unsigned> allowed_uids_, allowed_gids_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;

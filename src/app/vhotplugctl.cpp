@@ -12,6 +12,9 @@ namespace {
 
 using json = nlohmann::json;
 
+template <class Json>
+std::string text(const Json& v) { return v.is_string() ? v.template get<std::string>() : v.dump(); }
+
 struct ListOptions {
   bool connected = false, disconnected = false, short_form = false;
   std::string tag;
@@ -24,6 +27,43 @@ void add_list_options(CLI::App* cmd, ListOptions& o) {
   cmd->add_option("--tag", o.tag, "Only devices whose rule has this tag");
 }
 
+// The reference CLI's device selectors for attach and detach.
+struct SelectOptions {
+  std::string devnode, vid, pid, tag, vm, port;
+  int bus = 0;
+};
+
+void add_select_options(CLI::App* cmd, SelectOptions& o, bool with_vm) {
+  cmd->add_option("--devnode", o.devnode, "Device node, e.g. /dev/bus/usb/003/012");
+  cmd->add_option("--bus", o.bus, "Bus number (with --port)");
+  cmd->add_option("--port", o.port, "Root port, or a port path such as 2.1 (with --bus)");
+  cmd->add_option("--vid", o.vid, "Vendor id (with --pid)");
+  cmd->add_option("--pid", o.pid, "Product id (with --vid)");
+  cmd->add_option("--tag", o.tag, "Every device whose rule has this tag");
+  if (with_vm) cmd->add_option("--vm", o.vm, "Target VM (one of the device's allowed VMs)");
+}
+
+json select_request(const char* action, const SelectOptions& o) {
+  json request{{"action", action}};
+  if (!o.devnode.empty()) request["device_node"] = o.devnode;
+  else if (o.bus && !o.port.empty()) request["bus"] = o.bus, request["port"] = o.port;
+  else if (!o.tag.empty()) request["tag"] = o.tag;
+  else if (!o.vid.empty() && !o.pid.empty()) request["vid"] = o.vid, request["pid"] = o.pid;
+  else throw std::runtime_error("name the device: --devnode, --bus and --port, --vid and --pid, or --tag");
+  if (!o.vm.empty()) request["vm"] = o.vm;
+  return request;
+}
+
+int act(const vhp::ClientOptions& options, const json& request) {
+  vhp::ApiClient client(options);
+  auto response = client.request(request);
+  if (response.value("result", "") != "ok") {
+    std::cerr << "error: " << text(response.value("error", json("unknown error"))) << "\n";
+    return 1;
+  }
+  return 0;
+}
+
 json list_request(const char* action, const ListOptions& o) {
   json request{{"action", action}};
   if (o.connected) request["disconnected"] = false;
@@ -32,8 +72,6 @@ json list_request(const char* action, const ListOptions& o) {
   return request;
 }
 
-template <class Json>
-std::string text(const Json& v) { return v.is_string() ? v.template get<std::string>() : v.dump(); }
 
 // The reference CLI's layout: a title line, then "  key : value" lines unless --short.
 void print_devices(const nlohmann::ordered_json& devices, bool usb, bool short_form) {
@@ -48,17 +86,22 @@ void print_devices(const nlohmann::ordered_json& devices, bool usb, bool short_f
   }
 }
 
+// "event: vid:pid product (node) vm X", with whatever of that the event carries.
 std::string describe_event(const json& e) {
   std::string s = text(e.value("event", json("?")));
+  auto field = [](const json& d, const char* key) { return d.contains(key) && !d[key].is_null() ? text(d[key]) : ""; };
   if (e.contains("usb_device")) {
     const auto& d = e["usb_device"];
-    s += ": " + text(d.value("vid", json("?"))) + ":" + text(d.value("pid", json("?"))) + " " +
-         text(d.value("product_name", json(nullptr))) + " (" + text(d.value("device_node", json("?"))) + ")";
+    s += ":";
+    if (d.contains("vid")) s += " " + field(d, "vid") + ":" + field(d, "pid");
+    if (!field(d, "product_name").empty()) s += " " + field(d, "product_name");
+    s += " (" + field(d, "device_node") + ")";
   } else if (e.contains("pci_device")) {
     const auto& d = e["pci_device"];
-    s += ": " + text(d.value("address", json("?"))) + " " + text(d.value("vid", json("?"))) + ":" + text(d.value("did", json("?")));
+    s += ": " + field(d, "address") + " " + field(d, "vid") + ":" + field(d, "did");
   }
   if (e.contains("vm")) s += " vm " + text(e["vm"]);
+  if (e.contains("allowed_vms")) s += " allowed " + e["allowed_vms"].dump();
   return s;
 }
 
@@ -114,9 +157,14 @@ int main(int argc, char** argv) {
   app.add_flag("--json", as_json, "Print raw JSON, for scripts");
 
   ListOptions usb_opts, pci_opts;
+  SelectOptions attach_opts, detach_opts;
   auto* usb = app.add_subcommand("usb", "USB devices")->require_subcommand(1);
   auto* usb_list = usb->add_subcommand("list", "List USB devices that rules allow to pass through");
   add_list_options(usb_list, usb_opts);
+  auto* usb_attach = usb->add_subcommand("attach", "Attach a USB device to a VM");
+  add_select_options(usb_attach, attach_opts, true);
+  auto* usb_detach = usb->add_subcommand("detach", "Detach a USB device; it stays on the host until attached again");
+  add_select_options(usb_detach, detach_opts, false);
   auto* pci = app.add_subcommand("pci", "PCI devices")->require_subcommand(1);
   auto* pci_list = pci->add_subcommand("list", "List PCI devices that rules allow to pass through");
   add_list_options(pci_list, pci_opts);
@@ -125,6 +173,8 @@ int main(int argc, char** argv) {
 
   try {
     if (*usb_list) return list(options, "usb_list", "usb_devices", usb_opts, as_json);
+    if (*usb_attach) return act(options, select_request("usb_attach", attach_opts));
+    if (*usb_detach) return act(options, select_request("usb_detach", detach_opts));
     if (*pci_list) return list(options, "pci_list", "pci_devices", pci_opts, as_json);
     if (*listen_cmd) return listen(options, as_json);
   } catch (const std::exception& e) {

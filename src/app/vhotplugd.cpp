@@ -17,6 +17,7 @@
 #include "device/device_registry.h"
 #include "device/udev_watcher.h"
 #include "manager/device_manager.h"
+#include "manager/passthrough.h"
 #include "policy/policy.h"
 
 namespace {
@@ -80,7 +81,7 @@ int main(int argc, char** argv) {
   std::string config_path = kDefaultConfig, check_path;
   bool attach_connected = false, list_devices = false, debug = false;
   app.add_option("-c,--config", config_path, "Path to the JSON config file")->capture_default_str();
-  app.add_flag("-a,--attach-connected", attach_connected, "Attach devices that are already connected at start-up");
+  app.add_flag("-a,--attach-connected", attach_connected, "Attach the devices already connected at start-up");
   app.add_flag("--list-devices", list_devices, "Print the host's USB and PCI devices as JSON and exit");
   app.add_option("--check-config", check_path, "Validate a config file, print the verdict and exit 0 (valid) or 1");
   app.add_flag("-d,--debug", debug, "Verbose logging");
@@ -101,15 +102,18 @@ int main(int argc, char** argv) {
     auto config = load_config(config_path);
     std::shared_ptr<vhp::ModuleResolver> modules = vhp::make_kmod_resolver();
     auto api_config = config.general.api;
+    vhp::StateStore store(config.general.persistency ? config.general.state_path : "");
 
     auto logging = registry.subscribe(log_event);
     watcher.start();
     spdlog::info("watching {} USB and {} PCI devices", registry.usb_devices().size(), registry.pci_devices().size());
 
-    vhp::DeviceManager manager(registry, std::make_shared<const vhp::Policy>(std::move(config), modules));
+    vhp::DeviceManager manager(registry, std::make_shared<const vhp::Policy>(std::move(config), modules), store);
+    vhp::Passthrough passthrough(io, manager, attach_connected);
+    passthrough.start();
     std::optional<vhp::ApiServer> api;
     if (api_config.enable && !api_config.transports.empty()) {
-      api.emplace(io, manager, api_config);
+      api.emplace(io, manager, api_config, &passthrough);
       api->start();
     } else {
       spdlog::info("api: disabled or no transports configured");
@@ -120,6 +124,7 @@ int main(int argc, char** argv) {
       spdlog::info("signal {}: shutting down", signo);
       sd_notify(0, "STOPPING=1");
       if (api) api->stop();
+      passthrough.stop();
       watcher.stop();
       io.stop();
     });
@@ -132,6 +137,8 @@ int main(int argc, char** argv) {
         if (nlohmann::json(fresh.general.api.transports) != nlohmann::json(api_config.transports) ||
             fresh.general.api.port != api_config.port || fresh.general.api.unix_socket != api_config.unix_socket)
           spdlog::warn("config: changes to general.api take effect at the next restart");
+        if (fresh.vms.size() != manager.policy().config().vms.size())
+          spdlog::warn("config: changes to vms take effect at the next restart");
         manager.set_policy(std::make_shared<const vhp::Policy>(std::move(fresh), modules));
         spdlog::info("config reloaded");
       } catch (const vhp::ConfigError& e) {

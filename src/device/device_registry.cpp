@@ -11,30 +11,6 @@ const char* to_string(DeviceAction action) {
   return "?";
 }
 
-DeviceRegistry::Subscription& DeviceRegistry::Subscription::operator=(Subscription&& other) noexcept {
-  if (this != &other) {
-    reset();
-    listeners_ = std::move(other.listeners_);
-    id_ = other.id_;
-  }
-  return *this;
-}
-
-void DeviceRegistry::Subscription::reset() {
-  if (auto listeners = listeners_.lock()) listeners->erase(id_);
-  listeners_.reset();
-}
-
-DeviceRegistry::DeviceRegistry() : listeners_(std::make_shared<std::map<int, std::shared_ptr<Listener>>>()) {}
-
-DeviceRegistry::Subscription DeviceRegistry::subscribe(Listener listener) {
-  Subscription s;
-  s.listeners_ = listeners_;
-  s.id_ = next_id_++;
-  listeners_->emplace(s.id_, std::make_shared<Listener>(std::move(listener)));
-  return s;
-}
-
 std::vector<UsbDevice> DeviceRegistry::usb_devices() const {
   std::vector<UsbDevice> out;
   out.reserve(usb_.size());
@@ -98,19 +74,6 @@ void DeviceRegistry::erase_usb(const std::string& sys_path) {
 void DeviceRegistry::erase_pci(const std::string& address) {
   auto node = pci_.extract(address);
   if (!node.empty()) publish(PciEvent{DeviceAction::Removed, std::move(node.mapped())});
-}
-
-void DeviceRegistry::publish(const DeviceEvent& event) {
-  // Listeners may subscribe or unsubscribe while we iterate: walk a copy of the ids and
-  // skip any that were dropped meanwhile; ones added meanwhile hear from the next event on.
-  std::vector<int> ids;
-  for (const auto& entry : *listeners_) ids.push_back(entry.first);
-  for (int id : ids) {
-    auto it = listeners_->find(id);
-    if (it == listeners_->end()) continue;
-    auto listener = it->second;  // keeps it alive even if it unsubscribes itself
-    (*listener)(event);
-  }
 }
 
 }  // namespace vhp

@@ -1,13 +1,12 @@
 #pragma once
 // The devices the host has now, and a stream of what changes, for whoever subscribes.
 // Single-threaded: owned and driven by the event loop thread.
-#include <functional>
 #include <map>
-#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "common/listeners.h"
 #include "device/pci_device.h"
 #include "device/usb_device.h"
 
@@ -28,25 +27,10 @@ using DeviceEvent = std::variant<UsbEvent, PciEvent>;
 
 class DeviceRegistry {
  public:
-  using Listener = std::function<void(const DeviceEvent&)>;
+  using Listener = Listeners<DeviceEvent>::Listener;
+  using Subscription = vhp::Subscription;
 
-  // Unsubscribes when destroyed. Safe to drop from inside a listener.
-  class Subscription {
-   public:
-    Subscription() = default;
-    Subscription(Subscription&&) noexcept = default;
-    Subscription& operator=(Subscription&& other) noexcept;  // drops the subscription it held
-    ~Subscription() { reset(); }
-    void reset();
-
-   private:
-    friend class DeviceRegistry;
-    std::weak_ptr<std::map<int, std::shared_ptr<Listener>>> listeners_;
-    int id_ = 0;
-  };
-
-  DeviceRegistry();
-  [[nodiscard]] Subscription subscribe(Listener listener);
+  [[nodiscard]] Subscription subscribe(Listener listener) { return listeners_.subscribe(std::move(listener)); }
 
   std::vector<UsbDevice> usb_devices() const;  // ordered by sysfs path: parents before children
   std::vector<PciDevice> pci_devices() const;  // ordered by address
@@ -62,12 +46,11 @@ class DeviceRegistry {
   void erase_pci(const std::string& address);
 
  private:
-  void publish(const DeviceEvent& event);
+  void publish(const DeviceEvent& event) { listeners_.publish(event); }
 
   std::map<std::string, UsbDevice> usb_;  // by sys_path
   std::map<std::string, PciDevice> pci_;  // by address
-  std::shared_ptr<std::map<int, std::shared_ptr<Listener>>> listeners_;
-  int next_id_ = 1;
+  Listeners<DeviceEvent> listeners_;
 };
 
 }  // namespace vhp

@@ -1,33 +1,53 @@
 #include "manager/device_manager.h"
 
-#include <map>
+#include <algorithm>
+
+#include "manager/identity.h"
 
 namespace vhp {
 namespace {
 
 using ordered_json = nlohmann::ordered_json;
 
-// Nothing is detached by the user yet (that state arrives with attach/detach).
-bool passes(const ListFilter& filter, const std::optional<std::string>& tag) {
+bool passes(const ListFilter& filter, const std::optional<std::string>& tag, bool disconnected) {
   if (filter.tag && tag != filter.tag) return false;
-  return filter.disconnected.value_or(false) == false;
+  return !filter.disconnected || *filter.disconnected == disconnected;
 }
 
 template <class Device>
-ordered_json list_entry(const Device& d, const std::vector<std::string>& allowed_vms) {
+ordered_json list_entry(const Device& d, const std::vector<std::string>& allowed_vms, const std::optional<std::string>& vm) {
   auto entry = to_json(d);
   entry["allowed_vms"] = allowed_vms;
-  entry["vm"] = nullptr;
+  entry["vm"] = vm ? ordered_json(*vm) : ordered_json(nullptr);
   return entry;
 }
 
 }  // namespace
 
+bool DeviceManager::is_disconnected(const UsbDevice& d) const {
+  const auto& set = store_.state().disconnected_devices;
+  if (set.contains(persistent_id(d))) return true;
+  return std::ranges::any_of(persistent_id_fallbacks(d), [&](const std::string& id) { return set.contains(id); });
+}
+
+std::optional<std::string> DeviceManager::selected_vm(const UsbDevice& d) const {
+  const auto& map = store_.state().selected_vms;
+  if (auto it = map.find(persistent_id(d)); it != map.end()) return it->second;
+  for (const auto& id : persistent_id_fallbacks(d))
+    if (auto it = map.find(id); it != map.end()) return it->second;
+  return std::nullopt;
+}
+
 ordered_json DeviceManager::usb_list(const ListFilter& filter) const {
   auto list = ordered_json::array();
   for (const auto& d : registry_.usb_devices()) {
     auto match = policy_->match_usb(d);
-    if (match && passes(filter, match->tag)) list.push_back(list_entry(d, match->vms()));
+    if (!match) continue;
+    bool disconnected = is_disconnected(d);
+    if (!passes(filter, match->tag, disconnected)) continue;
+    std::optional<std::string> vm;
+    if (const auto* a = runtime_.attachment(d)) vm = a->vm;
+    list.push_back(list_entry(d, match->vms(), vm));
   }
   return list;
 }
@@ -37,15 +57,15 @@ ordered_json DeviceManager::pci_list(const ListFilter& filter) const {
   std::vector<std::pair<std::string, std::string>> members;  // address, target VM
   for (const auto& d : registry_.pci_devices()) {
     auto match = policy_->match_pci(d);
-    if (!match || !passes(filter, match->tag)) continue;
-    by_address[d.address] = list_entry(d, {match->target_vm});
+    if (!match || !passes(filter, match->tag, false)) continue;  // PCI detach arrives with PCI passthrough
+    by_address[d.address] = list_entry(d, {match->target_vm}, std::nullopt);
     if (match->iommu_add_all)
       for (const auto& member : d.iommu_group_members) members.emplace_back(member, match->target_vm);
   }
   for (const auto& [address, target_vm] : members) {
     const auto* member = registry_.find_pci(address);
     if (!member || by_address.contains(address)) continue;  // gone, or listed by a rule of its own
-    auto entry = list_entry(*member, {target_vm});
+    auto entry = list_entry(*member, {target_vm}, std::nullopt);
     entry["iommu_member"] = true;
     by_address[address] = std::move(entry);
   }
@@ -54,20 +74,31 @@ ordered_json DeviceManager::pci_list(const ListFilter& filter) const {
   return list;
 }
 
-DeviceRegistry::Subscription DeviceManager::subscribe(Notify notify) {
-  return registry_.subscribe([notify = std::move(notify)](const DeviceEvent& event) {
-    if (const auto* usb = std::get_if<UsbEvent>(&event)) {
-      if (usb->device.is_hub || usb->action == DeviceAction::Changed) return;
-      bool added = usb->action == DeviceAction::Added;
-      // The full device on disconnect too: the reference sends only device_node, which this contains.
-      notify({{"event", added ? "usb_connected" : "usb_disconnected"}, {"usb_device", to_json(usb->device)}});
-    } else {
-      const auto& pci = std::get<PciEvent>(event);
-      if (pci.action == DeviceAction::Changed) return;
-      bool added = pci.action == DeviceAction::Added;
-      notify({{"event", added ? "pci_connected" : "pci_disconnected"}, {"pci_device", to_json(pci.device)}});
-    }
-  });
+std::vector<UsbDevice> DeviceManager::select(const DeviceSelector& s) const {
+  std::vector<UsbDevice> out;
+  for (const auto& d : registry_.usb_devices()) {
+    if (d.is_hub) continue;
+    bool match;
+    if (s.device_node) match = d.device_node == *s.device_node;
+    else if (s.bus && s.port) {
+      std::string path = *s.port;
+      match = d.busnum == *s.bus && (path.find('.') == std::string::npos ? std::to_string(d.root_port()) == path : d.devpath == path);
+    } else if (s.tag) {
+      auto m = policy_->match_usb(d);
+      match = m && m->tag == s.tag;
+    } else if (s.vid && s.pid) match = d.vid == *s.vid && d.pid == *s.pid;
+    else match = false;
+    if (match) out.push_back(d);
+  }
+  return out;
+}
+
+std::vector<DeviceManager::Event> DeviceManager::pending_select_events() const {
+  std::vector<Event> out;
+  for (const auto& [path, allowed] : runtime_.pending_select)
+    if (const auto* d = registry_.find_usb(path))
+      out.push_back({{"event", "usb_select_vm"}, {"usb_device", to_json(*d)}, {"allowed_vms", allowed}});
+  return out;
 }
 
 }  // namespace vhp

@@ -2,6 +2,7 @@
 // Which VM may have a device, decided by the config's rule groups exactly as the reference does:
 // groups in order, disabled ones skipped, a deny clears a match only in its own group, the first
 // group with a match wins, hubs never pass through.
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,9 @@ struct UsbMatch {
 
   // What lists show as allowed_vms: [targetVm], or allowedVms.
   std::vector<std::string> vms() const { return target_vm ? std::vector<std::string>{*target_vm} : allowed_vms; }
+  bool allows(const std::string& vm) const {
+    return target_vm ? *target_vm == vm : std::find(allowed_vms.begin(), allowed_vms.end(), vm) != allowed_vms.end();
+  }
 };
 
 struct PciMatch {

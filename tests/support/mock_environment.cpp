@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <umockdev.h>
+
 namespace vhp::test {
 namespace {
 
@@ -55,6 +57,12 @@ void enter_mock_environment(int argc, char** argv) {
   ::execv("/proc/self/exe", argv);
   std::perror("mock environment: re-exec failed");
   std::exit(2);
+}
+
+void disable_automatic_uevents() {
+  // No testbed yet, so /sys is the real one: umockdev concludes it is not mocked, caches that, and
+  // from then on add_device() skips its automatic uevent.
+  umockdev_in_mock_environment();
 }
 
 }  // namespace vhp::test

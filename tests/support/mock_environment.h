@@ -6,4 +6,9 @@ namespace vhp::test {
 
 void enter_mock_environment(int argc, char** argv);
 
+// From now on, adding a device to a testbed sends no automatic "add" uevent; only explicit uevents
+// (Testbed::plug) announce devices, as a kernel announces a device once its sysfs entry is complete.
+// Works only before the process's first testbed (umockdev caches the answer it relies on).
+void disable_automatic_uevents();
+
 }  // namespace vhp::test

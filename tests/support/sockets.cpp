@@ -1,11 +1,13 @@
 #include "support/sockets.h"
 
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 namespace vhp::test {
@@ -23,6 +25,24 @@ int free_tcp_port() {
   }
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+int connect_unix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool unix_socket_accepts(const std::string& path) {
+  int fd = connect_unix(path);
+  if (fd >= 0) ::close(fd);
+  return fd >= 0;
 }
 
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit) {

@@ -7,6 +7,8 @@
 namespace vhp::test {
 
 int free_tcp_port();  // a port on 127.0.0.1 nobody listens on right now
+int connect_unix(const std::string& path);  // a connected fd, or -1
+bool unix_socket_accepts(const std::string& path);
 // Polls `done` every 10 ms until it holds or `limit` passes; returns whether it held.
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(10));
 // Reads one '\n'-terminated line from a raw fd (without the '\n'); "" on end of stream or timeout.

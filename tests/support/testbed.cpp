@@ -5,6 +5,10 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <umockdev.h>
 
 namespace vhp::test {
@@ -53,11 +57,58 @@ std::string udev_encode(std::string s) {  // udev's ID_VENDOR/ID_MODEL replace b
 
 std::string pci_path(const std::string& address) { return "/sys/devices/" + address; }
 
+namespace {
+
+// The binary sysfs `descriptors` attribute: the device descriptor, then one configuration with the
+// spec's interfaces (one interrupt endpoint each). libusb (and so QEMU) reads devices from it.
+std::vector<guint8> descriptors(const UsbSpec& s) {
+  auto vid = static_cast<unsigned>(std::stoul(s.vid, nullptr, 16)), pid = static_cast<unsigned>(std::stoul(s.pid, nullptr, 16));
+  std::vector<guint8> d = {18, 1, 0x00, 0x02, static_cast<guint8>(s.cls), static_cast<guint8>(s.subclass),
+                           static_cast<guint8>(s.protocol), 64, static_cast<guint8>(vid & 0xff), static_cast<guint8>(vid >> 8),
+                           static_cast<guint8>(pid & 0xff), static_cast<guint8>(pid >> 8), 0x00, 0x01,
+                           static_cast<guint8>(s.manufacturer.empty() ? 0 : 1), static_cast<guint8>(s.product.empty() ? 0 : 2),
+                           static_cast<guint8>(s.serial.empty() ? 0 : 3), 1};
+  auto total = static_cast<unsigned>(9 + s.interfaces.size() * 16);
+  std::vector<guint8> config = {9, 2, static_cast<guint8>(total & 0xff), static_cast<guint8>(total >> 8),
+                                static_cast<guint8>(s.interfaces.size()), 1, 0,
+                                static_cast<guint8>(s.self_powered ? 0xc0 : 0x80), 50};
+  d.insert(d.end(), config.begin(), config.end());
+  for (size_t n = 0; n < s.interfaces.size(); ++n) {
+    const auto& i = s.interfaces[n];
+    std::vector<guint8> intf = {9, 4, static_cast<guint8>(n), 0, 1, static_cast<guint8>(i.cls), static_cast<guint8>(i.subclass),
+                                static_cast<guint8>(i.protocol), 0, 7, 5, static_cast<guint8>(0x81 + n), 3, 8, 0, 10};
+    d.insert(d.end(), intf.begin(), intf.end());
+  }
+  return d;
+}
+
+}  // namespace
+
+void Testbed::add_dev_node(const std::string& sys_path, int busnum, int devnum) {
+  gchar* root = umockdev_testbed_get_root_dir(tb_);
+  char rel[32];
+  std::snprintf(rel, sizeof rel, "/dev/bus/usb/%03d/%03d", busnum, devnum);
+  std::string node = std::string(root) + rel;
+  g_free(root);
+  fs::create_directories(fs::path(node).parent_path());
+  ::unlink(node.c_str());
+  if (::mkfifo(node.c_str(), 0666) != 0) throw std::runtime_error("mkfifo " + node);
+  // A full FIFO: QEMU's poll on the node never fires, so an attached device costs it no CPU.
+  int fd = ::open(node.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  std::vector<char> zeros(4096);
+  while (::write(fd, zeros.data(), zeros.size()) > 0) {
+  }
+  dev_nodes_[sys_path] = {node, fd};
+}
+
 Testbed::Testbed() : tb_(umockdev_testbed_new()) {
   if (!tb_) throw std::runtime_error("umockdev_testbed_new failed");
 }
 
-Testbed::~Testbed() { g_object_unref(tb_); }
+Testbed::~Testbed() {
+  for (auto& [path, node] : dev_nodes_) ::close(node.second);
+  g_object_unref(tb_);
+}
 
 std::string Testbed::add_device(const std::string& subsystem, const std::string& name, const std::string& parent,
                                 const Strings& attributes, const Strings& properties) {
@@ -145,7 +196,11 @@ std::string Testbed::add_usb(const UsbSpec& s) {
   }
   for (const auto& [k, v] : s.extra_properties) props[k] = v;
 
+  if (s.dev_node) attrs["dev"] = "189:" + std::to_string((s.busnum - 1) * 128 + s.devnum - 1);
   std::string path = add_device("usb", s.name, s.parent, attrs, props);
+  auto raw = descriptors(s);
+  umockdev_testbed_set_attribute_binary(tb_, path.c_str(), "descriptors", raw.data(), raw.size());
+  if (s.dev_node) add_dev_node(path, s.busnum, s.devnum);
   if (!s.driver.empty()) set_link(path, "driver", "../../../bus/usb/drivers/" + s.driver);
   for (size_t n = 0; n < s.interfaces.size(); ++n) {
     const auto& i = s.interfaces[n];
@@ -162,6 +217,12 @@ std::string Testbed::add_usb(const UsbSpec& s) {
                                    {{"DEVTYPE", "usb_interface"}, {"MODALIAS", modalias}});
     if (!i.driver.empty()) set_link(ipath, "driver", "../../../../bus/usb/drivers/" + i.driver);
   }
+  return path;
+}
+
+std::string Testbed::plug(const UsbSpec& spec) {
+  auto path = add_usb(spec);
+  uevent(path, "add");
   return path;
 }
 
@@ -184,6 +245,17 @@ void Testbed::uevent(const std::string& sys_path, const std::string& action) {
 void Testbed::unplug(const std::string& sys_path) {
   uevent(sys_path, "remove");
   umockdev_testbed_remove_device(tb_, sys_path.c_str());
+  // umockdev 0.17 leaves the bus links of the device and its interfaces behind, and then cannot add
+  // a device of that name again: drop every link that now points nowhere.
+  std::error_code ec;
+  for (const char* bus : {"usb", "pci"})
+    for (const auto& entry : fs::directory_iterator(fs::path(sys_dir()) / "bus" / bus / "devices", ec))
+      if (entry.is_symlink() && !fs::exists(entry.path(), ec)) fs::remove(entry.path(), ec);
+  if (auto it = dev_nodes_.find(sys_path); it != dev_nodes_.end()) {
+    ::close(it->second.second);
+    ::unlink(it->second.first.c_str());
+    dev_nodes_.erase(it);
+  }
 }
 
 std::string Testbed::sys_dir() const {

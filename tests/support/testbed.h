@@ -31,6 +31,7 @@ struct UsbSpec {
   bool udev_properties = true;  // add what udev's usb_id builtin adds (ID_VENDOR_ID, ID_USB_INTERFACES…)
   Strings extra_properties{};     // e.g. ID_VENDOR_FROM_DATABASE; replaces generated ones
   Strings attribute_overrides{};  // replace attributes, e.g. with malformed values
+  bool dev_node = false;  // create /dev/bus/usb/BBB/DDD, so that QEMU (under the preload) can open it
 };
 
 struct PciSpec {
@@ -55,16 +56,22 @@ class Testbed {
                          const Strings& attributes, const Strings& properties);
   std::string add_pci(const PciSpec& spec);
   std::string add_usb(const UsbSpec& spec);  // with its interfaces
+  // A real plug: everything in sysfs (descriptors included), then the "add" uevent. (umockdev's own
+  // automatic "add" comes before the binary descriptors exist, too early for libusb in QEMU.)
+  std::string plug(const UsbSpec& spec);
 
   void set_attribute(const std::string& sys_path, const std::string& name, const std::string& value);
   void set_link(const std::string& sys_path, const std::string& name, const std::string& target);
   void uevent(const std::string& sys_path, const std::string& action);
-  // A real unplug: the "remove" uevent, then the sysfs entry disappears.
+  // A real unplug: the "remove" uevent, then the sysfs entry (and its /dev node) disappears.
   void unplug(const std::string& sys_path);
   std::string sys_dir() const;  // where the testbed's /sys lives on disk
 
  private:
+  void add_dev_node(const std::string& sys_path, int busnum, int devnum);
+
   UMockdevTestbed* tb_;
+  std::map<std::string, std::pair<std::string, int>> dev_nodes_;  // sys_path → node file, open fd
 };
 
 // sysfs path of a PCI device the testbed made at the top level.

@@ -1,0 +1,118 @@
+// Plug → attach latency through the real daemon and two real QEMU VMs (TCG) on a umockdev host:
+// from the udev "add" event to QEMU's device_add being sent (the daemon's debug log), and to the
+// usb_attached event reaching an API client. Keys go to vm1 by rule, sticks to vm2 by saved choice;
+// every plug is a distinct device, none is unplugged (QEMU's xHCI has room for about 39).
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "api/client.h"
+#include "support/host_fixture.h"
+#include "support/mock_environment.h"
+#include "support/process.h"
+#include "support/qemu.h"
+#include "support/sockets.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using namespace vhp;
+using json = nlohmann::json;
+using clock_type = std::chrono::system_clock;  // compared with the daemon's log timestamps
+
+double percentile(std::vector<double> v, double p) {
+  std::ranges::sort(v);
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+// spdlog's "[2026-11-21 07:50:32.091]" as microseconds since the epoch (local time, like the daemon).
+double log_time_us(const std::string& stamp) {
+  std::tm tm{};
+  int millis = 0;
+  std::sscanf(stamp.c_str(), "%d-%d-%d %d:%d:%d.%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis);
+  tm.tm_year -= 1900, tm.tm_mon -= 1, tm.tm_isdst = -1;
+  return static_cast<double>(std::mktime(&tm)) * 1e6 + millis * 1e3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  test::enter_mock_environment(argc, argv);
+  test::disable_automatic_uevents();  // one "add" per plug, sent when sysfs is complete: the clock starts there
+  constexpr int kRounds = 40;
+  test::TempDir dir;
+  test::Testbed tb;
+  auto host = test::add_realistic_host(tb);
+  test::Qemu vm1(dir.path(), "vm1"), vm2(dir.path(), "vm2");
+  vm1.start();
+  vm2.start();
+  std::string socket = dir / "api.sock";
+  json config = json::parse(R"({"usbPassthrough": [
+      {"targetVm": "vm1", "allow": [{"interfaceClass": 3}]},
+      {"allowedVms": ["vm1", "vm2"], "allow": [{"interfaceClass": 8}]}]})");
+  config["vms"] = {{{"name", "vm1"}, {"type", "qemu"}, {"socket", vm1.socket()}},
+                   {{"name", "vm2"}, {"type", "qemu"}, {"socket", vm2.socket()}}};
+  config["general"] = {{"statePath", dir / "state"}, {"api", {{"transports", {"unix"}}, {"unixSocket", socket}}}};
+  std::ofstream(dir / "vhotplug.conf") << config.dump();
+  // The stick's saved choice: vm2.
+  std::ofstream(dir / "state") << R"({"selected_vms": {"usb-0781:5581:BENCH": "vm2"}, "disconnected_devices": []})";
+
+  test::Child daemon({VHOTPLUGD_BINARY, "-d", "-c", dir / "vhotplug.conf"}, "/dev/null", dir / "daemon.log");
+  test::eventually([&] { return test::unix_socket_accepts(socket); });
+  ClientOptions options;
+  options.transport = "unix", options.path = socket, options.timeout_ms = 10000;
+  ApiClient events(options);
+  events.request({{"action", "enable_notifications"}});
+
+  std::vector<double> to_event, to_device_add;
+  for (int round = 0; round < kRounds; ++round) {
+    bool key = round < kRounds / 2;  // first vm1, then vm2 (see below)
+    int devnum = 20 + round;
+    std::string path;
+    if (key) {
+      // Under umockdev, once one QEMU process has opened a device, another QEMU's libusb stops finding newly
+      // plugged ones ("failed to find host usb device", QEMU's own answer). So: all of vm1's plugs, then vm2's.
+      auto spec = test::security_key_spec(host.root_hub);
+      spec.name = "1-" + std::to_string(60 + round), spec.devnum = devnum, spec.serial = "KEY" + std::to_string(round), spec.dev_node = true;
+      path = tb.add_usb(spec);
+    } else {
+      path = tb.add_usb({.parent = host.root_hub, .name = "1-" + std::to_string(100 + round), .busnum = 1, .devnum = devnum, .vid = "0781", .pid = "5581",
+                         .serial = "BENCH", .interfaces = {{8, 6, 0x50, "usb-storage"}}, .dev_node = true});
+    }
+    auto start = clock_type::now();
+    tb.uevent(path, "add");
+    while (true) {  // usb_connected, then usb_attached
+      auto e = json::parse(events.read_line());
+      if (e["event"] == "usb_attached") break;
+    }
+    to_event.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - start).count());
+    auto start_us = std::chrono::duration<double, std::micro>(start.time_since_epoch()).count();
+    std::string id = "vhp-usb-1-" + std::to_string(devnum);
+    std::ifstream log(dir / "daemon.log");
+    static const std::regex sent(R"(^\[([0-9-]+ [0-9:.]+)\].*qmp: -> device_add (\S+))");
+    for (std::string line; std::getline(log, line);) {
+      std::smatch m;
+      if (std::regex_search(line, m, sent) && m[2] == id) {  // the first send; later ones are retries
+        to_device_add.push_back(log_time_us(m[1]) - start_us);
+        break;
+      }
+    }
+  }
+  std::printf("%d plugs of distinct devices, %d to vm1 (by rule), then %d to vm2 (by saved choice):\n", kRounds,
+              kRounds / 2, kRounds / 2);
+  std::printf("  uevent -> usb_attached event at the client: p50 %6.0f us  p99 %6.0f us\n", percentile(to_event, 0.5),
+              percentile(to_event, 0.99));
+  if (!to_device_add.empty())
+    std::printf("  uevent -> device_add sent to QEMU (log, ms resolution): p50 %6.0f us  p99 %6.0f us (%zu samples)\n",
+                percentile(to_device_add, 0.5), percentile(to_device_add, 0.99), to_device_add.size());
+  daemon.stop(SIGTERM);
+  vm1.kill();
+  vm2.kill();
+  return 0;
+}

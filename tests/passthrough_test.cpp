@@ -1,0 +1,285 @@
+// The real daemon with two real QEMU VMs on a umockdev host: plug → attach, unplug → detach,
+// user choices, the API's attach/detach and errors, VM restart, daemon restart, -a.
+#include <csignal>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "api/client.h"
+#include "support/host_fixture.h"
+#include "support/process.h"
+#include "support/qemu.h"
+#include "support/sockets.h"
+#include "support/temp_dir.h"
+
+namespace vhp {
+namespace {
+
+using json = nlohmann::json;
+using test::eventually;
+
+class Passthrough : public testing::Test {
+ protected:
+  Passthrough() {
+    host = test::add_realistic_host(tb);
+    vm1.start();
+    vm2.start();
+    socket_path = dir / "api.sock";
+    json config = json::parse(R"({
+      "usbPassthrough": [
+        {"targetVm": "vm1", "allow": [{"interfaceClass": 3}]},
+        {"allowedVms": ["vm1", "vm2"], "tag": "storage", "allow": [{"interfaceClass": 8}]}]})");
+    config["vms"] = {{{"name", "vm1"}, {"type", "qemu"}, {"socket", vm1.socket()}},
+                     {{"name", "vm2"}, {"type", "qemu"}, {"socket", vm2.socket()}}};
+    config["general"] = {{"statePath", dir / "state.json"}, {"api", {{"transports", {"unix"}}, {"unixSocket", socket_path}}}};
+    std::ofstream(dir / "vhotplug.conf") << config.dump(2);
+  }
+
+  void start_daemon(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    daemon = std::make_unique<test::Child>(argv, dir / "daemon.out", dir / ("daemon" + std::to_string(++starts) + ".log"));
+    ASSERT_TRUE(eventually([&] {
+      try {
+        connect();
+        return true;
+      } catch (const std::exception&) {
+        return false;
+      }
+    })) << log();
+  }
+  // The daemon has recorded the device with this devnum as attached to `vm`.
+  bool attached(int devnum, const std::string& vm) {
+    auto list = request({{"action", "usb_list"}})["usb_devices"];
+    return std::any_of(list.begin(), list.end(), [&](const json& d) { return d["devnum"] == devnum && d["vm"] == vm; });
+  }
+  std::string log() { return test::read_file(dir / ("daemon" + std::to_string(starts) + ".log")); }
+
+  std::unique_ptr<ApiClient> connect() {
+    ClientOptions o;
+    o.transport = "unix", o.path = socket_path, o.timeout_ms = 10000;
+    return std::make_unique<ApiClient>(o);
+  }
+  std::unique_ptr<ApiClient> listener() {
+    auto c = connect();
+    EXPECT_EQ(c->request({{"action", "enable_notifications"}})["result"], "ok");
+    return c;
+  }
+  json request(const json& r) { return connect()->request(r); }
+  std::string attach_line(ApiClient& c, const json& r) {  // response line, after any events it caused
+    c.send(r);
+    return c.read_line();
+  }
+
+  std::string plug_key(int devnum, const std::string& name, std::string serial = "") {
+    auto spec = test::security_key_spec(host.hub);
+    spec.name = name, spec.devnum = devnum, spec.dev_node = true;
+    spec.serial = serial.empty() ? "K" + std::to_string(devnum) : serial;
+    return tb.plug(spec);
+  }
+  std::string plug_stick(int devnum, const std::string& name, const std::string& serial) {
+    return tb.plug({.parent = host.root_hub, .name = name, .busnum = 1, .devnum = devnum, .vid = "0781",
+                            .pid = "5581", .manufacturer = "SanDisk", .product = "Ultra", .serial = serial,
+                    .interfaces = {{8, 6, 0x50, "usb-storage"}}, .dev_node = true});
+  }
+  static std::string event_of(const std::string& line) { return json::parse(line).value("event", ""); }
+  json state() { return json::parse(test::read_file(dir / "state.json")); }
+
+  test::Testbed tb;
+  test::HostPaths host;
+  test::TempDir dir;
+  test::Qemu vm1{dir.path(), "vm1"}, vm2{dir.path(), "vm2"};
+  std::string socket_path;
+  std::unique_ptr<test::Child> daemon;
+  int starts = 0;
+};
+
+TEST_F(Passthrough, PlugAttachesToTheTargetVmAndUnplugDetaches) {
+  start_daemon();
+  auto events = listener();
+  auto key = plug_key(40, "1-2.2");
+  EXPECT_EQ(event_of(events->read_line()), "usb_connected");
+  auto attached = json::parse(events->read_line());
+  EXPECT_EQ(attached["event"], "usb_attached");
+  EXPECT_EQ(attached["vm"], "vm1");
+  EXPECT_EQ(attached["usb_device"]["device_node"], "/dev/bus/usb/001/040");
+  EXPECT_FALSE(attached["usb_device"].contains("vm"));
+  EXPECT_EQ(vm1.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
+  EXPECT_EQ(vm1.qmp("qom-get", {{"path", "/machine/peripheral/vhp-usb-1-40"}, {"property", "attached"}})["return"], true);
+  auto list = request({{"action", "usb_list"}})["usb_devices"];
+  auto entry = std::find_if(list.begin(), list.end(), [](const json& d) { return d["devnum"] == 40; });
+  ASSERT_NE(entry, list.end());
+  EXPECT_EQ((*entry)["vm"], "vm1");
+  EXPECT_EQ((*entry)["allowed_vms"], json::array({"vm1"}));
+
+  tb.unplug(key);
+  EXPECT_EQ(events->read_line(), R"({"event":"usb_detached","usb_device":{"device_node":"/dev/bus/usb/001/040"},"vm":"vm1"})");
+  EXPECT_EQ(event_of(events->read_line()), "usb_disconnected");
+  EXPECT_TRUE(vm1.usb_ids().empty());
+}
+
+TEST_F(Passthrough, AllowedVmsAsksOnceThenRemembersTheChoice) {
+  start_daemon();
+  auto events = listener();
+  auto stick = plug_stick(50, "1-9", "S1");
+  EXPECT_EQ(event_of(events->read_line()), "usb_connected");
+  auto ask = json::parse(events->read_line());
+  EXPECT_EQ(ask["event"], "usb_select_vm");
+  EXPECT_EQ(ask["allowed_vms"], json::array({"vm1", "vm2"}));
+  EXPECT_TRUE(vm1.usb_ids().empty() && vm2.usb_ids().empty());
+
+  // A client that subscribes later still gets the question.
+  auto late = connect();
+  late->send({{"action", "enable_notifications"}});
+  EXPECT_EQ(late->read_line(), R"({"result":"ok"})");
+  EXPECT_EQ(event_of(late->read_line()), "usb_select_vm");
+
+  auto chooser = listener();
+  EXPECT_EQ(event_of(chooser->read_line()), "usb_select_vm");  // replayed to every new listener
+  chooser->send({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/050"}, {"vm", "vm2"}});
+  EXPECT_EQ(event_of(chooser->read_line()), "usb_attached");  // the event comes before the response
+  EXPECT_EQ(chooser->read_line(), R"({"result":"ok"})");
+  EXPECT_EQ(vm2.usb_ids(), std::vector<std::string>{"vhp-usb-1-50"});
+  EXPECT_EQ(state()["selected_vms"], json({{"usb-0781:5581:S1", "vm2"}}));
+
+  tb.unplug(stick);
+  plug_stick(51, "1-9", "S1");  // the same stick, back at a new address: no question this time
+  ASSERT_TRUE(eventually([&] { return vm2.usb_ids() == std::vector<std::string>{"vhp-usb-1-51"}; })) << log();
+}
+
+TEST_F(Passthrough, ADetachIsRememberedUntilTheNextAttach) {
+  start_daemon();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(eventually([&] { return attached(40, "vm1"); }));
+  auto events = listener();
+  EXPECT_EQ(attach_line(*events, {{"action", "usb_detach"}, {"device_node", "/dev/bus/usb/001/040"}}),
+            R"({"event":"usb_detached","usb_device":{"device_node":"/dev/bus/usb/001/040"},"vm":"vm1"})");
+  EXPECT_EQ(events->read_line(), R"({"result":"ok"})");
+  EXPECT_TRUE(vm1.usb_ids().empty());
+  EXPECT_EQ(state()["disconnected_devices"], json::array({"usb-1050:0407:K40"}));
+  auto detached = request({{"action", "usb_list"}, {"disconnected", true}})["usb_devices"];
+  ASSERT_EQ(detached.size(), 1u);
+  EXPECT_TRUE(detached[0]["vm"].is_null());
+
+  EXPECT_EQ(request({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/040"}})["result"], "ok");
+  EXPECT_EQ(vm1.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
+  EXPECT_EQ(state()["disconnected_devices"], json::array());
+}
+
+TEST_F(Passthrough, AReplugOfADetachedDeviceStaysOnTheHost) {
+  start_daemon();
+  auto key = plug_key(40, "1-2.2");
+  ASSERT_TRUE(eventually([&] { return attached(40, "vm1"); }));
+  ASSERT_EQ(request({{"action", "usb_detach"}, {"bus", "1"}, {"port", "2.2"}})["result"], "ok");  // strings, as API.md shows
+  tb.unplug(key);
+  auto events = listener();
+  plug_key(41, "1-2.2", "K40");  // the same serial: the same device to us
+  EXPECT_EQ(event_of(events->read_line()), "usb_connected");
+  EXPECT_EQ(request({{"action", "usb_list"}, {"disconnected", true}})["usb_devices"].size(), 1u);
+  EXPECT_TRUE(vm1.usb_ids().empty());
+}
+
+TEST_F(Passthrough, TheReferencesChecksAndErrors) {
+  start_daemon();
+  plug_key(40, "1-2.2");
+  plug_stick(50, "1-9", "S1");
+  ASSERT_TRUE(eventually([&] { return attached(40, "vm1"); }));
+  auto error = [&](const json& r) {
+    try {
+      return request(r).value("error", std::string("(ok)"));
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << r.dump() << ": " << e.what() << "\n" << log();
+      throw;
+    }
+  };
+  EXPECT_EQ(error({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/040"}, {"vm", "vm2"}}),
+            "Selected VM vm2 but target VM is set to vm1");
+  EXPECT_EQ(error({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/050"}, {"vm", "vm3"}}),
+            "Selected VM vm3 is not allowed");
+  EXPECT_EQ(error({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/009/009"}}),
+            "USB device /dev/bus/usb/009/009 not found in the system");
+  EXPECT_EQ(error({{"action", "usb_attach"}, {"bus", 7}, {"port", 1}}), "USB device with bus 7 and port 1 not found in the system");
+  EXPECT_EQ(error({{"action", "usb_attach"}, {"vid", "dead"}, {"pid", "beef"}}), "USB device dead:beef not found in the system");
+  EXPECT_EQ(error({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/005"}}),
+            "No VM found for 046d:0825 (Logitech, Inc. Webcam C270)");
+  EXPECT_EQ(error({{"action", "usb_attach"}, {"vid", "413c"}, {"pid", "2113"}}),
+            "Several USB devices match: /dev/bus/usb/001/007 413c:2113 (Dell Dell_KB216_Wired_Keyboard), "
+            "/dev/bus/usb/001/008 413c:2113 (Dell Dell_KB216_Wired_Keyboard); select one by device_node");
+  EXPECT_EQ(error({{"action", "usb_detach"}, {"device_node", "/dev/bus/usb/001/050"}}),
+            "Device 0781:5581 (SanDisk Ultra) is not attached to any VM");
+  EXPECT_EQ(error({{"action", "usb_attach"}, {"vm", "vm1"}}),
+            "Invalid message: name the device by device_node, bus and port, vid and pid, or tag");
+  vm2.kill();
+  EXPECT_EQ(error({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/050"}, {"vm", "vm2"}}), "VM vm2 is not running");
+}
+
+TEST_F(Passthrough, AttachingElsewhereMovesTheDevice) {
+  start_daemon();
+  plug_stick(50, "1-9", "S1");
+  ASSERT_EQ(request({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/050"}, {"vm", "vm1"}})["result"], "ok");
+  EXPECT_EQ(vm1.usb_ids(), std::vector<std::string>{"vhp-usb-1-50"});
+  auto events = listener();
+  events->send({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/050"}, {"vm", "vm2"}});
+  EXPECT_EQ(events->read_line(), R"({"event":"usb_detached","usb_device":{"device_node":"/dev/bus/usb/001/050"},"vm":"vm1"})");
+  EXPECT_EQ(json::parse(events->read_line())["vm"], "vm2");
+  EXPECT_EQ(events->read_line(), R"({"result":"ok"})");
+  EXPECT_TRUE(vm1.usb_ids().empty());
+  EXPECT_EQ(vm2.usb_ids(), std::vector<std::string>{"vhp-usb-1-50"});
+}
+
+TEST_F(Passthrough, AVmThatRestartsGetsItsDevicesBack) {
+  start_daemon();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(eventually([&] { return attached(40, "vm1"); }));
+  auto events = listener();
+  vm1.kill();
+  EXPECT_EQ(events->read_line(), R"({"event":"usb_detached","usb_device":{"device_node":"/dev/bus/usb/001/040"},"vm":"vm1"})");
+  auto list = request({{"action", "usb_list"}})["usb_devices"];
+  for (const auto& d : list) EXPECT_TRUE(d["vm"].is_null()) << d.dump();  // marked gone, not silently kept
+  vm1.start();
+  auto back = json::parse(events->read_line());
+  EXPECT_EQ(back["event"], "usb_attached");
+  EXPECT_EQ(back["vm"], "vm1");
+  EXPECT_EQ(vm1.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
+}
+
+TEST_F(Passthrough, ARestartedDaemonFindsItsDevicesInTheVms) {
+  start_daemon();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(eventually([&] { return attached(40, "vm1"); }));
+  EXPECT_EQ(daemon->stop(SIGTERM), 0);
+  start_daemon();  // no -a: nothing new is attached, but what the VM has is ours again
+  ASSERT_TRUE(eventually([&] { return attached(40, "vm1"); })) << log();
+  EXPECT_EQ(vm1.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});  // not added twice
+}
+
+TEST_F(Passthrough, DashAAttachesWhatIsAlreadyConnected) {
+  plug_key(40, "1-2.2");
+  plug_stick(50, "1-9", "S1");
+  start_daemon({"-a"});
+  ASSERT_TRUE(eventually([&] { return vm1.usb_ids().size() == 2; })) << log();
+  // The stick's rule offers two VMs and nobody chose: the first, as the reference does at start-up.
+  EXPECT_EQ(vm1.usb_ids(), (std::vector<std::string>{"vhp-usb-1-40", "vhp-usb-1-50"}));
+}
+
+TEST_F(Passthrough, WithoutDashAConnectedDevicesStayOnTheHost) {
+  plug_key(40, "1-2.2");
+  start_daemon();
+  auto list = request({{"action", "usb_list"}})["usb_devices"];
+  EXPECT_TRUE(std::none_of(list.begin(), list.end(), [](const json& d) { return !d["vm"].is_null(); }));
+  EXPECT_TRUE(vm1.usb_ids().empty());
+}
+
+TEST_F(Passthrough, TagDetachAndAttachActOnEveryDeviceOfTheTag) {
+  start_daemon();
+  plug_stick(50, "1-9", "S1");
+  ASSERT_EQ(request({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/050"}, {"vm", "vm2"}})["result"], "ok");
+  EXPECT_EQ(request({{"action", "usb_detach"}, {"tag", "storage"}})["result"], "ok");
+  EXPECT_TRUE(vm2.usb_ids().empty());
+  EXPECT_EQ(request({{"action", "usb_list"}, {"tag", "storage"}, {"disconnected", false}})["usb_devices"].size(), 0u);
+  EXPECT_EQ(request({{"action", "usb_attach"}, {"tag", "storage"}})["result"], "ok");  // the kill switch's unblock
+  EXPECT_EQ(vm2.usb_ids(), std::vector<std::string>{"vhp-usb-1-50"});  // the saved choice
+}
+
+}  // namespace
+}  // namespace vhp

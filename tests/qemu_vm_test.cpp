@@ -1,0 +1,206 @@
+// QemuVm against real QEMU 7.2 processes (q35, TCG) that see the umockdev host's USB devices.
+#include <csignal>
+#include <thread>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "support/coroutine.h"
+#include "support/host_fixture.h"
+#include "support/qemu.h"
+#include "support/sockets.h"
+#include "support/temp_dir.h"
+#include "vmm/qemu_vm.h"
+
+namespace vhp {
+namespace {
+
+using test::complete;
+using test::run_until;
+
+QemuTimeouts quick() {
+  QemuTimeouts t;
+  t.connect = std::chrono::milliseconds(1000);
+  t.command = std::chrono::milliseconds(2000);
+  t.reconnect_interval = std::chrono::milliseconds(100);
+  t.attach_retries = 3;
+  t.attach_retry_interval = std::chrono::milliseconds(50);
+  return t;
+}
+
+class QemuVmTest : public testing::Test {
+ protected:
+  QemuVmTest() {
+    auto host = test::add_realistic_host(tb);
+    auto spec = test::security_key_spec(host.hub);
+    spec.name = "1-2.2", spec.devnum = 40, spec.dev_node = true;
+    key = tb.add_usb(spec);
+  }
+  void up() {
+    qemu.start();
+    vm.on_up = [this] { ++ups; };
+    vm.on_down = [this] { ++downs; };
+    vm.start();
+    ASSERT_TRUE(run_until(io, [&] { return vm.running(); }));
+  }
+
+  test::Testbed tb;
+  std::string key;
+  test::TempDir dir;
+  test::Qemu qemu{dir.path(), "vm1"};
+  boost::asio::io_context io;
+  QemuVm vm{io, "vm1", qemu.socket(), quick()};
+  int ups = 0, downs = 0;
+};
+
+TEST_F(QemuVmTest, AttachesAHostDeviceVerifiesItAndDetachesIt) {
+  up();
+  complete(io, vm.attach_usb(1, 40));
+  EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
+  EXPECT_EQ(qemu.qmp("qom-get", {{"path", "/machine/peripheral/vhp-usb-1-40"}, {"property", "attached"}})["return"], true);
+  auto listed = complete(io, vm.list_usb());
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, "vhp-usb-1-40");
+  EXPECT_EQ(listed[0].hostbus, 1);
+  EXPECT_EQ(listed[0].hostaddr, 40);
+  EXPECT_TRUE(listed[0].attached);
+
+  complete(io, vm.detach_usb(1, 40));  // returns after DEVICE_DELETED
+  EXPECT_TRUE(qemu.usb_ids().empty());
+}
+
+TEST_F(QemuVmTest, IdsCannotCollide) {
+  EXPECT_NE(QemuVm::usb_id(1, 12), QemuVm::usb_id(11, 2));  // the reference's usb112 for both
+  EXPECT_EQ(QemuVm::usb_id(1, 12), "vhp-usb-1-12");
+}
+
+TEST_F(QemuVmTest, AnAbsentDeviceFailsWithQemusOwnTextAfterBoundedRetries) {
+  up();
+  try {
+    complete(io, vm.attach_usb(1, 99));
+    FAIL() << "attached a device that does not exist";
+  } catch (const VmError& e) {
+    EXPECT_STREQ(e.what(), "failed to find host usb device 1:99");
+  }
+  EXPECT_TRUE(qemu.usb_ids().empty());  // nothing half-added
+}
+
+TEST_F(QemuVmTest, AttachingTwiceIsHarmless) {
+  up();
+  complete(io, vm.attach_usb(1, 40));
+  complete(io, vm.attach_usb(1, 40));  // QEMU: "Duplicate device ID": ours already, verified attached
+  EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
+}
+
+TEST_F(QemuVmTest, DetachingWhatQemuDoesNotHaveIsFine) {
+  up();
+  EXPECT_NO_THROW(complete(io, vm.detach_usb(1, 40)));  // DeviceNotFound
+}
+
+TEST_F(QemuVmTest, OperationsOnADownVmFailAtOnce) {
+  vm.start();  // nothing listening
+  io.run_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(vm.running());
+  try {
+    complete(io, vm.attach_usb(1, 40));
+    FAIL();
+  } catch (const VmError& e) {
+    EXPECT_STREQ(e.what(), "VM vm1 is not running");
+  }
+}
+
+TEST_F(QemuVmTest, AVmKilledMidOperationFailsItAndIsSeenGoing) {
+  up();
+  test::Finished attach;
+  test::start(io, vm.attach_usb(1, 77), attach);  // keeps retrying (the device is absent) while the VM dies under it
+  io.run_for(std::chrono::milliseconds(30));
+  qemu.kill();
+  ASSERT_TRUE(run_until(io, [&] { return attach.done && downs == 1; }));
+  EXPECT_FALSE(attach.error.empty());
+  EXPECT_FALSE(vm.running());
+}
+
+TEST_F(QemuVmTest, AVmThatRestartsIsReconnected) {
+  up();
+  EXPECT_EQ(ups, 1);
+  qemu.kill();
+  ASSERT_TRUE(run_until(io, [&] { return downs == 1; }));
+  qemu.start();
+  ASSERT_TRUE(run_until(io, [&] { return ups == 2 && vm.running(); }));
+  complete(io, vm.attach_usb(1, 40));
+  EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
+}
+
+// What QEMU cannot be made to do here: hang. A scripted QMP server that greets, negotiates, and
+// then never answers a command.
+class HungQmp {
+ public:
+  explicit HungQmp(const std::string& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(fd_, 4);
+    thread_ = std::thread([this] {
+      int client = ::accept(fd_, nullptr, nullptr);
+      if (client < 0) return;
+      std::string greeting = R"({"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}})" "\r\n";
+      ::write(client, greeting.data(), greeting.size());
+      test::read_line_fd(client);  // qmp_capabilities
+      std::string ok = "{\"return\": {}}\r\n";
+      ::write(client, ok.data(), ok.size());
+      while (!stop_) test::read_line_fd(client, std::chrono::milliseconds(100));  // and silence
+      ::close(client);
+    });
+  }
+  ~HungQmp() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+  std::atomic<bool> stop_ = false;
+  std::thread thread_;
+};
+
+TEST_F(QemuVmTest, AHungVmTimesOutAndDoesNotBlockAnotherVm) {
+  up();
+  HungQmp hung(dir / "hung.qmp");
+  QemuVm stuck(io, "stuck", dir / "hung.qmp", quick());
+  stuck.start();
+  ASSERT_TRUE(run_until(io, [&] { return stuck.running(); }));
+  test::Finished stuck_attach;
+  test::start(io, stuck.attach_usb(1, 40), stuck_attach);
+  complete(io, vm.attach_usb(1, 40));  // the healthy VM is served while the other one hangs
+  EXPECT_FALSE(stuck_attach.done);
+  ASSERT_TRUE(run_until(io, [&] { return stuck_attach.done; }));
+  EXPECT_EQ(stuck_attach.error, "VM stuck did not answer device_add");
+  stuck.stop();
+}
+
+TEST_F(QemuVmTest, OperationsOnOneVmAreSerialised) {
+  up();
+  // Two attaches and a detach issued at once complete in order, one at a time.
+  std::vector<std::string> order;
+  auto step = [&](const char* name, boost::asio::awaitable<void> work) {
+    boost::asio::co_spawn(io, std::move(work), [&order, name](std::exception_ptr) { order.push_back(name); });
+  };
+  step("attach", vm.attach_usb(1, 40));
+  step("detach", vm.detach_usb(1, 40));
+  step("attach again", vm.attach_usb(1, 40));
+  ASSERT_TRUE(run_until(io, [&] { return order.size() == 3; }));
+  EXPECT_EQ(order, (std::vector<std::string>{"attach", "detach", "attach again"}));
+  EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
+}
+
+}  // namespace
+}  // namespace vhp

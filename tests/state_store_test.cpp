@@ -1,0 +1,112 @@
+// The state file: the reference's shape, atomic writes that survive kill -9, corrupt files moved aside.
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "manager/identity.h"
+#include "manager/state_store.h"
+#include "support/temp_dir.h"
+
+namespace vhp {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(StateStore, WritesTheReferencesShape) {
+  test::TempDir dir;
+  StateStore store(dir / "sub/vhotplug.state");  // the directory is created
+  store.set_selected_vm("usb-1050:0407:123", "vm1");
+  store.set_disconnected("usb-0781:5581:S1", true);
+  store.set_disconnected("pci-0000:00:14.3", true);
+  EXPECT_EQ(read(dir / "sub/vhotplug.state"),
+            "{\n  \"disconnected_devices\": [\n    \"pci-0000:00:14.3\",\n    \"usb-0781:5581:S1\"\n  ],\n"
+            "  \"selected_vms\": {\n    \"usb-1050:0407:123\": \"vm1\"\n  }\n}\n");
+  StateStore again(dir / "sub/vhotplug.state");
+  EXPECT_EQ(again.state(), store.state());
+  again.set_disconnected("usb-0781:5581:S1", false);
+  EXPECT_EQ(StateStore(dir / "sub/vhotplug.state").state().disconnected_devices, std::set<std::string>{"pci-0000:00:14.3"});
+}
+
+TEST(StateStore, ReadsAFileTheReferenceWrote) {
+  test::TempDir dir;
+  std::ofstream(dir / "state") << R"({"selected_vms": {"usb-1050:0407:123": "vm1"}, "disconnected_devices": ["usb-046d:c52b:None"]})";
+  StateStore store(dir / "state");
+  EXPECT_EQ(store.state().selected_vms.at("usb-1050:0407:123"), "vm1");
+  EXPECT_TRUE(store.state().disconnected_devices.contains("usb-046d:c52b:None"));
+}
+
+TEST(StateStore, ACorruptOrTruncatedFileIsMovedAsideAndTheDaemonStartsEmpty) {
+  for (const char* content : {"{\"selected_vms\": {\"usb-1050", "[]", "{\"selected_vms\": []}", "\x01\x02"}) {
+    test::TempDir dir;
+    std::ofstream(dir / "state") << content;
+    StateStore store(dir / "state");
+    EXPECT_TRUE(store.state().selected_vms.empty()) << content;
+    EXPECT_FALSE(fs::exists(dir / "state"));
+    int aside = 0;
+    for (const auto& e : fs::directory_iterator(dir.path()))
+      if (e.path().filename().string().starts_with("state.corrupt-")) {
+        ++aside;
+        EXPECT_EQ(read(e.path()), content);
+      }
+    EXPECT_EQ(aside, 1) << content;
+    store.set_selected_vm("usb-x", "vm1");  // and it works from there
+    EXPECT_EQ(StateStore(dir / "state").state().selected_vms.at("usb-x"), "vm1");
+  }
+}
+
+TEST(StateStore, InMemoryWhenPersistencyIsOff) {
+  StateStore store("");
+  store.set_selected_vm("usb-x", "vm1");
+  EXPECT_EQ(store.state().selected_vms.at("usb-x"), "vm1");
+}
+
+// kill -9 at random moments while a process rewrites the file: it is always the old or the new version.
+TEST(StateStore, AKillDuringAWriteLeavesTheOldOrTheNewVersion) {
+  test::TempDir dir;
+  std::string path = dir / "state";
+  PersistentState a, b;
+  a.selected_vms["usb-1050:0407:123"] = "vm1";
+  for (int i = 0; i < 200; ++i) b.disconnected_devices.insert("usb-0781:5581:S" + std::to_string(i));  // a larger file
+  const std::string va = StateStore::serialize(a), vb = StateStore::serialize(b);
+  ASSERT_TRUE(StateStore::write_atomically(path, va));
+  std::mt19937 random(42);
+  for (int round = 0; round < 100; ++round) {
+    pid_t child = ::fork();
+    if (child == 0) {
+      for (unsigned n = 0;; ++n) StateStore::write_atomically(path, n % 2 ? va : vb);
+    }
+    ::usleep(std::uniform_int_distribution<int>(100, 3000)(random));
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    auto content = read(path);
+    ASSERT_TRUE(content == va || content == vb) << "round " << round << ": " << content.size() << " bytes";
+    EXPECT_NO_THROW(StateStore::parse(content));
+  }
+}
+
+TEST(Identity, SerialWhenThereIsOneElseThePort) {
+  UsbDevice d;
+  d.vid = "1050", d.pid = "0407", d.busnum = 3, d.devpath = "2.1";
+  d.serial = "123";
+  EXPECT_EQ(persistent_id(d), "usb-1050:0407:123");  // the reference's form
+  EXPECT_TRUE(persistent_id_fallbacks(d).empty());
+  d.serial.reset();
+  EXPECT_EQ(persistent_id(d), "usb-1050:0407:port-3-2.1");  // identical devices stay apart
+  EXPECT_EQ(persistent_id_fallbacks(d), std::vector<std::string>{"usb-1050:0407:None"});  // what the reference wrote
+  d.vendor_name = "Yubico.com", d.product_name = "YubiKey";
+  EXPECT_EQ(friendly_name(d), "1050:0407 (Yubico.com YubiKey)");
+}
+
+}  // namespace
+}  // namespace vhp

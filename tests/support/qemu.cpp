@@ -1,0 +1,75 @@
+#include "support/qemu.h"
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <stdexcept>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "support/sockets.h"
+
+namespace vhp::test {
+Qemu::Qemu(std::string dir, std::string name)
+    : dir_(std::move(dir)), name_(std::move(name)), socket_(dir_ + "/" + name_ + ".qmp"), inspect_(dir_ + "/" + name_ + ".inspect") {}
+
+Qemu::~Qemu() = default;
+
+void Qemu::start() {
+  ::unlink(socket_.c_str());
+  ::unlink(inspect_.c_str());
+  process_ = std::make_unique<Child>(
+      std::vector<std::string>{"/usr/bin/qemu-system-x86_64", "-machine", "q35,accel=tcg", "-nodefaults", "-display", "none",
+                               "-S", "-m", "64", "-qmp", "unix:" + socket_ + ",server=on,wait=off", "-qmp",
+                               "unix:" + inspect_ + ",server=on,wait=off", "-device", "qemu-xhci,id=xhci"},
+      dir_ + "/" + name_ + ".out", dir_ + "/" + name_ + ".err");
+  bool up = eventually([&] { return unix_socket_accepts(inspect_); });
+  if (!up) throw std::runtime_error("QEMU " + name_ + " did not start: " + read_file(dir_ + "/" + name_ + ".err"));
+}
+
+void Qemu::kill() {
+  if (process_) process_->stop(SIGKILL);
+  process_.reset();
+}
+
+bool Qemu::running() { return process_ && process_->running(); }
+
+nlohmann::json Qemu::qmp(const std::string& command, const nlohmann::json& arguments) {
+  int fd = connect_unix(inspect_);
+  if (fd < 0) throw std::runtime_error("cannot connect to " + inspect_);
+  auto send = [&](const nlohmann::json& j) {
+    auto line = j.dump() + "\n";
+    if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) throw std::runtime_error("qmp write");
+  };
+  auto next = [&] {  // the next reply, skipping events
+    while (true) {
+      auto line = read_line_fd(fd);
+      if (line.empty()) throw std::runtime_error("no QMP reply from " + name_);
+      auto j = nlohmann::json::parse(line);
+      if (!j.contains("event")) return j;
+    }
+  };
+  next();  // greeting
+  send({{"execute", "qmp_capabilities"}});
+  next();
+  nlohmann::json request{{"execute", command}};
+  if (!arguments.is_null()) request["arguments"] = arguments;
+  send(request);
+  auto reply = next();
+  ::close(fd);
+  return reply;
+}
+
+std::vector<std::string> Qemu::usb_ids() {
+  std::vector<std::string> ids;
+  auto reply = qmp("qom-list", {{"path", "/machine/peripheral"}});
+  for (const auto& child : reply["return"])
+    if (child["type"] == "child<usb-host>") ids.push_back(child["name"]);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+}  // namespace vhp::test

@@ -1,0 +1,32 @@
+#pragma once
+// A real QEMU 7.2 for tests: q35 under TCG, paused, with an xHCI controller and two QMP sockets
+// (one for the daemon, one for the test to look inside). Runs under the caller's environment, so
+// under umockdev it sees the testbed's USB devices.
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "support/process.h"
+
+namespace vhp::test {
+
+class Qemu {
+ public:
+  Qemu(std::string dir, std::string name);  // sockets and logs go in `dir`
+  ~Qemu();
+  void start();  // returns once both QMP sockets accept
+  void kill();   // SIGKILL, as a crash
+  bool running();
+  const std::string& socket() const { return socket_; }
+  // One QMP command on the inspection socket (a fresh connection each time); returns the reply.
+  nlohmann::json qmp(const std::string& command, const nlohmann::json& arguments = nullptr);
+  // Our usb-host devices in the VM: ids from qom-list.
+  std::vector<std::string> usb_ids();
+
+ private:
+  std::string dir_, name_, socket_, inspect_;
+  std::unique_ptr<Child> process_;
+};
+
+}  // namespace vhp::test
