@@ -51,6 +51,19 @@ TEST(ApiConfig, EveryKey) {
   EXPECT_EQ(c.warnings, std::vector<std::string>{"(top level).crosvmUseRootBus: unknown key, ignored"});
 }
 
+TEST(ThunderConfig, OffWhenAbsentOnWhenPresent) {
+  EXPECT_FALSE(parse_config(json::object(), "test").general.thunder.enable);
+  auto c = parse_config(json::parse(R"({"general":{"thunder":{"port":9999,"callsign":"org.rdk.USBHub","maxClients":8}}})"), "test");
+  EXPECT_TRUE(c.general.thunder.enable);
+  EXPECT_EQ(c.general.thunder.host, "127.0.0.1");
+  EXPECT_EQ(c.general.thunder.port, 9999);
+  EXPECT_EQ(c.general.thunder.callsign, "org.rdk.USBHub");
+  EXPECT_EQ(c.general.thunder.max_clients, 8u);
+  EXPECT_FALSE(parse_config(json::parse(R"({"general":{"thunder":{"enable":false}}})"), "test").general.thunder.enable);
+  EXPECT_THROW(parse_config(json::parse(R"({"general":{"thunder":{"callsign":"a/b"}}})"), "test"), ConfigError);
+  EXPECT_THROW(parse_config(json::parse(R"({"general":{"thunder":{"port":0}}})"), "test"), ConfigError);
+}
+
 TEST(ApiConfig, NullAllowedCidsAllowsEveryCid) {
   auto c = parse_config(json::parse(R"({"general":{"api":{"allowedCids":null}}})"), "test");
   EXPECT_TRUE(c.general.api.allowed_cids.empty());

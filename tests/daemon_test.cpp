@@ -10,6 +10,7 @@
 #include "support/process.h"
 #include "support/sockets.h"
 #include "support/temp_dir.h"
+#include "support/thunder_client.h"
 
 namespace vhp {
 namespace {
@@ -161,6 +162,17 @@ TEST_F(Daemon, SighupReloadsAValidConfigAndKeepsTheOldOneOnErrors) {
   EXPECT_NE(test::read_file(dir / "daemon.log").find(R"(vms: expected a list, got "broken")"), std::string::npos);
   EXPECT_EQ(connect()->request({{"action", "usb_list"}})["usb_devices"].size(), 1u);  // the last good config
   EXPECT_TRUE(daemon->running());
+}
+
+TEST_F(Daemon, ServesThunderWhenConfigured) {
+  auto config = json::parse(test::kAllToVm1);
+  int thunder_port = test::free_tcp_port();
+  config["general"] = {{"api", {{"transports", {"unix"}}, {"unixSocket", socket_path}}}, {"thunder", {{"port", thunder_port}}}};
+  write_config(config);
+  auto daemon = start_daemon();
+  auto r = test::http("POST", thunder_port, "/jsonrpc", R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.device","params":{"deviceName":"001/003"}})");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["result"]["flags"], "FLAGS_SWITCHABLE");
 }
 
 TEST_F(Daemon, CtlListsAsJsonAndAsText) {

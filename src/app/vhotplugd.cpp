@@ -19,6 +19,7 @@
 #include "manager/device_manager.h"
 #include "manager/passthrough.h"
 #include "policy/policy.h"
+#include "thunder/server.h"
 
 namespace {
 
@@ -102,6 +103,7 @@ int main(int argc, char** argv) {
     auto config = load_config(config_path);
     std::shared_ptr<vhp::ModuleResolver> modules = vhp::make_kmod_resolver();
     auto api_config = config.general.api;
+    auto thunder_config = config.general.thunder;
     vhp::StateStore store(config.general.persistency ? config.general.state_path : "");
 
     auto logging = registry.subscribe(log_event);
@@ -112,18 +114,15 @@ int main(int argc, char** argv) {
     vhp::Passthrough passthrough(io, manager, attach_connected);
     passthrough.start();
     std::optional<vhp::ApiServer> api;
-    if (api_config.enable && !api_config.transports.empty()) {
-      api.emplace(io, manager, api_config, &passthrough);
-      api->start();
-    } else {
-      spdlog::info("api: disabled or no transports configured");
-    }
+    std::optional<vhp::thunder::ThunderServer> thunder;
 
+    // Handlers first: a signal that arrives once clients can connect must find them installed.
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code, int signo) {
       spdlog::info("signal {}: shutting down", signo);
       sd_notify(0, "STOPPING=1");
       if (api) api->stop();
+      if (thunder) thunder->stop();
       passthrough.stop();
       watcher.stop();
       io.stop();
@@ -147,6 +146,18 @@ int main(int argc, char** argv) {
       hangup.async_wait(on_hangup);
     };
     hangup.async_wait(on_hangup);
+
+    if (api_config.enable && !api_config.transports.empty()) {
+      api.emplace(io, manager, api_config, &passthrough);
+      api->start();
+    } else {
+      spdlog::info("api: disabled or no transports configured");
+    }
+    if (thunder_config.enable) {
+      thunder.emplace(io, manager, thunder_config);
+      thunder->start();
+    }
+
     sd_notify(0, "READY=1");
     io.run();
   } catch (const std::exception& err) {

@@ -181,8 +181,10 @@ UsbDevice read_usb_device(udev_device* dev) {
   d.speed = usb_speed_from_sysfs(f.attr("speed").value_or(""));
   d.configured = f.attr("bConfigurationValue").has_value();
   d.self_powered = d.configured && (f.attr_number("bmAttributes", 16, 0xFF) & 0x40) != 0;
-  if (udev_device* parent = udev_device_get_parent_with_subsystem_devtype(dev, "usb", "usb_device"))
+  if (udev_device* parent = udev_device_get_parent_with_subsystem_devtype(dev, "usb", "usb_device")) {
     d.parent_sys_name = udev_device_get_sysname(parent);
+    d.parent_devnum = static_cast<int>(parse_number(non_empty(udev_device_get_sysattr_value(parent, "devnum")).value_or("0"), 10).value_or(0));
+  }
   if (const char* drv = udev_device_get_driver(dev)) d.driver = drv;
 
   d.interface_list = read_interfaces(dev, d.sys_path, d.sys_name);

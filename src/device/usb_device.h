@@ -44,6 +44,7 @@ struct UsbDevice {
   bool self_powered = false; // bmAttributes bit 6 of the active configuration
   int language_id = 0;       // LANGID the kernel read the strings in (0x0409 when strings exist; sysfs has no table)
   std::string parent_sys_name;  // the parent USB device (hub); empty for a root hub
+  int parent_devnum = 0;        // its device number; 0 for a root hub
   std::string driver;
   std::vector<UsbInterface> interface_list;
 

@@ -344,9 +344,25 @@ ApiConfig api_config(JsonReader& r, const json& api, const std::string& p) {
   return c;
 }
 
+ThunderConfig thunder_config(JsonReader& r, const json& t, const std::string& p) {
+  r.warn_unknown_keys(t, p, {"enable", "host", "port", "callsign", "maxClients", "maxMessageBytes", "sendQueueBytes"});
+  ThunderConfig c;
+  c.enable = r.boolean(t, p, "enable").value_or(true);  // the section is ours: present means wanted
+  c.host = r.string(t, p, "host").value_or(c.host);
+  c.port = static_cast<int>(r.integer(t, p, "port", 1, 65535).value_or(c.port));
+  if (auto callsign = r.string(t, p, "callsign")) {
+    if (callsign->empty() || callsign->find_first_of(" /") != std::string::npos) r.expected(p + ".callsign", "a callsign without spaces or slashes", *callsign);
+    else c.callsign = *callsign;
+  }
+  c.max_clients = r.integer(t, p, "maxClients", 1, 65536).value_or(c.max_clients);
+  c.max_message_bytes = r.integer(t, p, "maxMessageBytes", 256, 64L << 20).value_or(c.max_message_bytes);
+  c.send_queue_bytes = r.integer(t, p, "sendQueueBytes", 4096, 1L << 30).value_or(c.send_queue_bytes);
+  return c;
+}
+
 GeneralConfig general_config(JsonReader& r, const json& g) {
   const std::string p = "general";
-  r.warn_unknown_keys(g, p, {"persistency", "statePath", "modprobe", "modinfo", "crosvm", "ovmfCode", "ovmfVars", "api"});
+  r.warn_unknown_keys(g, p, {"persistency", "statePath", "modprobe", "modinfo", "crosvm", "ovmfCode", "ovmfVars", "api", "thunder"});
   GeneralConfig c;
   c.persistency = r.boolean(g, p, "persistency").value_or(true);
   c.state_path = r.string(g, p, "statePath").value_or(c.state_path);
@@ -356,6 +372,7 @@ GeneralConfig general_config(JsonReader& r, const json& g) {
   c.ovmf_code = r.string(g, p, "ovmfCode");
   c.ovmf_vars = r.string(g, p, "ovmfVars");
   if (auto* api = r.object(g, p, "api")) c.api = api_config(r, *api, "general.api");
+  if (auto* thunder = r.object(g, p, "thunder")) c.thunder = thunder_config(r, *thunder, "general.thunder");
   return c;
 }
 

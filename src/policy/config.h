@@ -44,6 +44,17 @@ struct ApiConfig {
   bool has_transport(const std::string& t) const;
 };
 
+// Ours: the Thunder USBHub JSON-RPC facade (HTTP and WebSocket). Off unless the section is present.
+struct ThunderConfig {
+  bool enable = false;
+  std::string host = "127.0.0.1";
+  int port = 9998;  // RDK's usual Thunder port
+  std::string callsign = "USBHub";
+  std::size_t max_clients = 64;
+  std::size_t max_message_bytes = 1024 * 1024;
+  std::size_t send_queue_bytes = 4 * 1024 * 1024;
+};
+
 struct VmConfig {
   std::string name;
   std::string type;    // qemu | crosvm | cloud-hypervisor
@@ -89,6 +100,7 @@ struct GeneralConfig {
   std::string modprobe = "modprobe", modinfo = "modinfo", crosvm = "crosvm";
   std::optional<std::string> ovmf_code, ovmf_vars;
   ApiConfig api;
+  ThunderConfig thunder;
 };
 
 struct Config {

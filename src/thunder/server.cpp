@@ -1,0 +1,278 @@
+#include "thunder/server.h"
+
+#include <deque>
+#include <utility>  // before Boost 1.74's awaitable.hpp
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
+
+#include "device/block_devices.h"
+#include "thunder/metadata.h"
+
+namespace vhp::thunder {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using ordered_json = nlohmann::ordered_json;
+
+namespace {
+
+constexpr auto kHttpTimeout = std::chrono::seconds(30);
+
+// "/jsonrpc" → "", "/jsonrpc/USBHub" → "USBHub", anything else → nullopt.
+std::optional<std::string> jsonrpc_target(std::string_view target) {
+  if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+  if (target == "/jsonrpc" || target == "/jsonrpc/") return "";
+  if (target.starts_with("/jsonrpc/")) return std::string(target.substr(9));
+  return std::nullopt;
+}
+
+// The first subprotocol the client offers that Thunder speaks (ThunderJS always offers "notification").
+std::string pick_subprotocol(std::string_view offered) {
+  while (!offered.empty()) {
+    auto comma = offered.find(',');
+    auto item = offered.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item == "notification" || item == "json" || item == "jsonrpc" || item == "text") return std::string(item);
+    if (comma == std::string_view::npos) break;
+    offered.remove_prefix(comma + 1);
+  }
+  return "";
+}
+
+}  // namespace
+
+// One WebSocket client: requests answered in order, notifications queued; a bounded send queue
+// drops a client that stops reading without anyone else noticing.
+class WsSession : public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(websocket::stream<beast::tcp_stream> ws, std::size_t queue_limit)
+      : ws_(std::move(ws)), queue_limit_(queue_limit), wake_(ws_.get_executor()) {}
+
+  Channel channel;
+
+  void send(std::string text) {
+    if (closed_) return;
+    if (queued_ + text.size() > queue_limit_) {
+      spdlog::warn("thunder: a WebSocket client is not reading ({} bytes waiting); dropping it", queued_);
+      close();
+      return;
+    }
+    queued_ += text.size();
+    queue_.push_back(std::move(text));
+    wake_.cancel();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    wake_.cancel();
+    beast::get_lowest_layer(ws_).close();
+  }
+
+  asio::awaitable<void> writer() {
+    auto self = shared_from_this();
+    while (!closed_) {
+      if (queue_.empty()) {
+        boost::system::error_code ignored;
+        wake_.expires_at(asio::steady_timer::time_point::max());
+        co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        continue;
+      }
+      boost::system::error_code ec;
+      co_await ws_.async_write(asio::buffer(queue_.front()), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        close();
+        break;
+      }
+      queued_ -= queue_.front().size();
+      queue_.pop_front();
+    }
+  }
+
+  websocket::stream<beast::tcp_stream>& ws() { return ws_; }
+
+ private:
+  websocket::stream<beast::tcp_stream> ws_;
+  std::size_t queue_limit_;
+  std::deque<std::string> queue_;
+  std::size_t queued_ = 0;
+  bool closed_ = false;
+  asio::steady_timer wake_;
+};
+
+ThunderServer::ThunderServer(asio::io_context& io, DeviceManager& manager, const ThunderConfig& config)
+    : io_(io), manager_(manager), config_(config),
+      rpc_(config.callsign, Devices{[this] { return manager_.registry().usb_devices(); },
+                                    [this](const UsbDevice& d) { return metadata(d); }}),
+      acceptor_(io) {}
+
+ThunderServer::~ThunderServer() {
+  *alive_ = false;
+  stop();
+}
+
+ordered_json ThunderServer::metadata(const UsbDevice& d) const {
+  return device_metadata(d, manager_.policy().match_usb(d).has_value(), block_device_node(d.sys_path).value_or(d.device_node));
+}
+
+unsigned short ThunderServer::port() const {
+  boost::system::error_code ec;
+  auto endpoint = acceptor_.local_endpoint(ec);
+  return ec ? 0 : endpoint.port();
+}
+
+void ThunderServer::start() {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(config_.host, ec);
+  if (ec) throw std::runtime_error("general.thunder.host: '" + config_.host + "' is not an IP address");
+  tcp::endpoint endpoint(address, static_cast<unsigned short>(config_.port));
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(endpoint, ec);
+  if (ec) throw std::runtime_error("thunder: cannot listen on " + config_.host + ":" + std::to_string(config_.port) + ": " + ec.message());
+  acceptor_.listen();
+  spdlog::info("thunder: {} JSON-RPC on http://{}:{}/jsonrpc (and WebSocket)", config_.callsign, config_.host, port());
+  devices_ = manager_.registry().subscribe([this](const DeviceEvent& e) { on_device_event(e); });
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+}
+
+void ThunderServer::stop() {
+  devices_.reset();
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  auto sessions = std::move(sessions_);
+  sessions_.clear();
+  for (const auto& s : sessions) s->close();
+}
+
+void ThunderServer::on_device_event(const DeviceEvent& event) {
+  const auto* usb = std::get_if<UsbEvent>(&event);
+  if (!usb || usb->action == DeviceAction::Changed) return;
+  const char* name = usb->action == DeviceAction::Added ? "announce" : "revoke";
+  auto device = metadata(usb->device);  // for revoke: the data captured when it arrived
+  auto sessions = sessions_;
+  for (const auto& session : sessions)
+    for (const auto& [event_name, client_id] : session->channel.subscriptions)
+      if (event_name == name) session->send(JsonRpc::notification(client_id, name, device).dump());
+}
+
+asio::awaitable<void> ThunderServer::accept_loop() {
+  auto alive = alive_;
+  while (acceptor_.is_open()) {
+    boost::system::error_code ec;
+    auto socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (!*alive || !acceptor_.is_open()) co_return;
+    if (ec) continue;
+    if (clients_ >= config_.max_clients) {
+      spdlog::warn("thunder: client limit {} reached; refusing a connection", config_.max_clients);
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
+  auto alive = alive_;
+  ++clients_;
+  struct Count {
+    std::shared_ptr<bool> alive;
+    std::size_t& n;
+    ~Count() {
+      if (*alive) --n;
+    }
+  } count{alive, clients_};
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  Channel http_channel;  // subscriptions made over plain HTTP die with the request
+  while (true) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(config_.max_message_bytes);
+    stream.expires_after(kHttpTimeout);
+    boost::system::error_code ec;
+    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (!*alive) co_return;
+    if (ec == http::error::body_limit) {
+      http::response<http::string_body> res{http::status::payload_too_large, 11};
+      res.body() = "Message too long\n";
+      res.prepare_payload();
+      co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      co_return;
+    }
+    if (ec) co_return;  // closed, timed out, or not HTTP
+    auto request = parser.release();
+    auto target = request.target();
+    auto implicit = jsonrpc_target(std::string_view(target.data(), target.size()));
+
+    if (websocket::is_upgrade(request)) {
+      if (!implicit) co_return;
+      auto offered = request[http::field::sec_websocket_protocol];
+      std::string protocol = pick_subprotocol(std::string_view(offered.data(), offered.size()));
+      stream.expires_never();
+      websocket::stream<beast::tcp_stream> ws(std::move(stream));
+      ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+      ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& res) {
+        if (!protocol.empty()) res.set(http::field::sec_websocket_protocol, protocol);
+      }));
+      ws.read_message_max(config_.max_message_bytes);
+      co_await ws.async_accept(request, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec || !*alive) co_return;
+      auto session = std::make_shared<WsSession>(std::move(ws), config_.send_queue_bytes);
+      session->channel.implicit_callsign = *implicit;
+      sessions_.insert(session);
+      asio::co_spawn(io_, session->writer(), asio::detached);
+      beast::flat_buffer frame;
+      while (true) {
+        co_await session->ws().async_read(frame, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec || !*alive) break;
+        auto text = beast::buffers_to_string(frame.data());
+        frame.consume(frame.size());
+        auto reply = rpc_.handle(text, session->channel);
+        if (reply.message) session->send(reply.message->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      }
+      if (*alive) sessions_.erase(session);  // its subscriptions end with it
+      session->close();
+      co_return;
+    }
+
+    http::response<http::string_body> res;
+    res.version(request.version());
+    res.keep_alive(request.keep_alive());
+    if (!implicit) {
+      res.result(http::status::not_found);
+      res.body() = "Not found\n";
+    } else if (request.method() != http::verb::post || request.body().empty()) {
+      res.result(http::status::method_not_allowed);
+      res.body() = "JSON-RPC only supported via POST request with a body\n";
+    } else {
+      http_channel.implicit_callsign = *implicit;
+      auto reply = rpc_.handle(request.body(), http_channel);
+      http_channel.subscriptions.clear();
+      if (!reply.message) {
+        res.result(http::status::no_content);
+      } else {
+        res.result(reply.parse_error ? http::status::bad_request : http::status::ok);
+        res.set(http::field::content_type, "application/json");
+        res.body() = reply.message->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      }
+    }
+    res.prepare_payload();
+    co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || !request.keep_alive() || !*alive) co_return;
+  }
+}
+
+}  // namespace vhp::thunder

@@ -1,0 +1,34 @@
+#pragma once
+// Clients for the Thunder facade in tests: raw HTTP/1.1 and a WebSocket whose every step has a timeout.
+#include <memory>
+#include <string>
+
+namespace vhp::test {
+
+struct HttpResult {
+  int status = 0;
+  std::string headers, body;
+};
+
+// One request on a fresh connection ("Connection: close"), e.g. http("POST", port, "/jsonrpc", body).
+HttpResult http(const std::string& method, int port, const std::string& target, const std::string& body);
+
+class WsClient {
+ public:
+  // Connects to ws://127.0.0.1:port<target>, offering `subprotocol` when not empty.
+  WsClient(int port, const std::string& target = "/jsonrpc", const std::string& subprotocol = "notification");
+  ~WsClient();
+  const std::string& accepted_subprotocol() const;
+  void send(const std::string& text);
+  std::string read(int timeout_ms = 5000);  // throws on timeout or close
+  std::string call(const std::string& text) {
+    send(text);
+    return read();
+  }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vhp::test

@@ -1,0 +1,187 @@
+// The Thunder facade in-process on its own loop thread, over real HTTP and WebSocket, on a umockdev host.
+#include <future>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <gtest/gtest.h>
+
+#include "device/udev_watcher.h"
+#include "support/host_fixture.h"
+#include "support/policy.h"
+#include "support/sockets.h"
+#include "support/thunder_client.h"
+#include "thunder/server.h"
+
+namespace vhp::thunder {
+namespace {
+
+using json = nlohmann::json;
+using test::eventually;
+
+class Thunder : public testing::Test {
+ protected:
+  Thunder() {
+    host = test::add_realistic_host(tb);
+    config.port = test::free_tcp_port();
+  }
+  ~Thunder() override { stop(); }
+
+  void start() {
+    watcher.start();
+    server.emplace(io, manager, config);
+    server->start();
+    loop = std::thread([this] { io.run(); });
+  }
+  void stop() {
+    if (!loop.joinable()) return;
+    std::promise<void> done;
+    boost::asio::post(io, [&] {
+      server->stop();
+      watcher.stop();
+      done.set_value();
+    });
+    done.get_future().wait();
+    work.reset();
+    io.stop();
+    loop.join();
+  }
+  std::size_t clients() {
+    std::promise<std::size_t> n;
+    boost::asio::post(io, [&] { n.set_value(server->client_count()); });
+    return n.get_future().get();
+  }
+  json post(const std::string& body, const std::string& target = "/jsonrpc") {
+    auto r = test::http("POST", config.port, target, body);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return json::parse(r.body);
+  }
+  std::string plug_key(int devnum, const std::string& name) {
+    auto spec = test::security_key_spec(host.hub);
+    spec.name = name, spec.devnum = devnum, spec.serial = "K" + std::to_string(devnum);
+    return tb.plug(spec);
+  }
+
+  test::Testbed tb;
+  test::HostPaths host;
+  ThunderConfig config;
+  boost::asio::io_context io;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+  DeviceRegistry registry;
+  StateStore store{""};
+  DeviceManager manager{registry, test::make_policy(test::kAllToVm1), store};
+  UdevWatcher watcher{io, registry};
+  std::optional<ThunderServer> server;
+  std::thread loop;
+};
+
+TEST_F(Thunder, EveryMethodOverHttp) {
+  start();
+  auto devices = post(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.devices"})")["result"];
+  EXPECT_EQ(devices.size(), 9u);  // every USB device, hubs and root hubs included
+  EXPECT_NE(std::find(devices.begin(), devices.end(), "001/003"), devices.end());
+  EXPECT_EQ(post(R"({"jsonrpc":"2.0","id":2,"method":"USBHub.1.vendorDevices","params":{"vendorId":16700,"productId":8467}})")["result"],
+            json::parse(R"(["001/007","001/008"])"));  // the two identical keyboards
+  auto key = post(R"({"jsonrpc":"2.0","id":3,"method":"USBHub.1.device","params":{"deviceName":"001/003"}})")["result"];
+  EXPECT_EQ(key.size(), 20u);
+  EXPECT_EQ(key["parentId"], (1 << 8) | 2);  // the hub 1-2 is device 2 on bus 1
+  EXPECT_EQ(key["deviceLevel"], 2);
+  EXPECT_EQ(key["portNumber"], 1);
+  EXPECT_EQ(key["busSpeed"], "SPEED_FULL");
+  EXPECT_EQ(key["flags"], "FLAGS_SWITCHABLE");  // a rule passes it through
+  EXPECT_EQ(key["productInfo1"]["manufacturer"], "Yubico");
+  EXPECT_EQ(key["productInfo1"]["languageId"], 9);
+  auto root = post(R"({"jsonrpc":"2.0","id":4,"method":"USBHub.device","params":{"deviceName":"002/001"}})")["result"];
+  EXPECT_EQ(root["busSpeed"], "SPEED_SUPER");
+  EXPECT_EQ(root["status"], "STATUS_SELF_POWERED");
+  EXPECT_EQ(root["flags"], "FLAGS_AVAILABLE");  // hubs never pass through
+  EXPECT_EQ(post(R"({"jsonrpc":"2.0","id":5,"method":"USBHub.1.device","params":{"deviceName":"009/009"}})")["error"],
+            json::parse(R"({"code":-31022,"message":"ERROR_UNKNOWN_KEY"})"));
+  EXPECT_EQ(post(R"({"jsonrpc":"2.0","id":6,"method":"1.devices"})", "/jsonrpc/USBHub")["result"].size(), 9u);  // implicit callsign
+}
+
+TEST_F(Thunder, HttpStatusCodesAsThunder) {
+  start();
+  EXPECT_EQ(test::http("GET", config.port, "/jsonrpc", "").status, 405);
+  EXPECT_EQ(test::http("POST", config.port, "/jsonrpc", "").status, 405);
+  EXPECT_EQ(test::http("POST", config.port, "/elsewhere", R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.devices"})").status, 404);
+  auto malformed = test::http("POST", config.port, "/jsonrpc", "{not json");
+  EXPECT_EQ(malformed.status, 400);
+  EXPECT_EQ(json::parse(malformed.body)["error"]["code"], -31050);
+  EXPECT_EQ(test::http("POST", config.port, "/jsonrpc", R"({"jsonrpc":"2.0","method":"USBHub.1.devices"})").status, 204);
+  auto unknown = test::http("POST", config.port, "/jsonrpc", R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.nope"})");
+  EXPECT_EQ(unknown.status, 200);  // JSON-RPC errors are HTTP 200
+  EXPECT_EQ(json::parse(unknown.body)["error"]["code"], -32601);
+}
+
+TEST_F(Thunder, WebSocketSubprotocolsAndCalls) {
+  start();
+  test::WsClient thunderjs(config.port, "/jsonrpc", "notification");
+  EXPECT_EQ(thunderjs.accepted_subprotocol(), "notification");
+  EXPECT_EQ(test::WsClient(config.port, "/jsonrpc", "json").accepted_subprotocol(), "json");
+  EXPECT_EQ(test::WsClient(config.port, "/jsonrpc/USBHub", "").accepted_subprotocol(), "");
+  EXPECT_EQ(json::parse(thunderjs.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.devices"})"))["result"].size(), 9u);
+  EXPECT_EQ(json::parse(thunderjs.call(R"({"jsonrpc":"2.0","id":2,"method":"USBHub.1.device","params":{"deviceName":"001/004"}})"))["result"]["deviceClass"], 8);
+}
+
+TEST_F(Thunder, AnnounceAndRevokeReachEverySubscriber) {
+  start();
+  test::WsClient a(config.port), b(config.port), silent(config.port);
+  EXPECT_EQ(a.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.register","params":{"event":"announce","id":"client.USBHub.events"}})"),
+            R"({"jsonrpc":"2.0","id":1,"result":null})");
+  a.call(R"({"jsonrpc":"2.0","id":2,"method":"USBHub.1.register","params":{"event":"revoke","id":"client.USBHub.events"}})");
+  b.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.register","params":{"event":"announce","id":"other"}})");
+  EXPECT_EQ(json::parse(a.call(R"({"jsonrpc":"2.0","id":3,"method":"USBHub.1.register","params":{"event":"announce","id":"client.USBHub.events"}})"))["error"]["code"],
+            -31048);
+
+  auto key = plug_key(40, "1-2.2");
+  auto announced = json::parse(a.read());
+  EXPECT_EQ(announced["method"], "client.USBHub.events.announce");
+  EXPECT_EQ(announced["params"]["device"]["deviceName"], "001/040");
+  EXPECT_EQ(announced["params"]["device"].size(), 20u);
+  EXPECT_EQ(json::parse(b.read())["method"], "other.announce");
+
+  tb.unplug(key);
+  auto revoked = json::parse(a.read());
+  EXPECT_EQ(revoked["method"], "client.USBHub.events.revoke");
+  EXPECT_EQ(revoked["params"]["device"], announced["params"]["device"]);  // captured when it arrived
+  EXPECT_THROW(silent.read(300), std::exception);  // it registered for nothing
+  EXPECT_THROW(b.read(300), std::exception);       // it registered for announce only
+}
+
+TEST_F(Thunder, AClientThatRegistersThenDisconnectsLeavesOthersServed) {
+  start();
+  {
+    test::WsClient gone(config.port);
+    gone.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.register","params":{"event":"announce","id":"gone"}})");
+  }
+  ASSERT_TRUE(eventually([&] { return clients() == 0; }));
+  test::WsClient stays(config.port);
+  stays.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.register","params":{"event":"announce","id":"stays"}})");
+  plug_key(40, "1-2.2");
+  EXPECT_EQ(json::parse(stays.read())["method"], "stays.announce");
+}
+
+TEST_F(Thunder, ASlowWebSocketClientIsDroppedWithoutAffectingOthers) {
+  config.send_queue_bytes = 64 * 1024;
+  start();
+  test::WsClient stuck(config.port), healthy(config.port);
+  healthy.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.register","params":{"event":"announce","id":"h"}})");
+  // Thousands of requests whose answers it never reads: its queue overflows and it is dropped.
+  for (int i = 0; i < 20000 && clients() == 3; ++i)
+    stuck.send(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.device","params":{"deviceName":"001/003"}})");
+  ASSERT_TRUE(eventually([&] { return clients() == 2; }));
+  plug_key(40, "1-2.2");
+  EXPECT_EQ(json::parse(healthy.read())["method"], "h.announce");
+}
+
+TEST_F(Thunder, AClientLimit) {
+  config.max_clients = 1;
+  start();
+  test::WsClient first(config.port);
+  EXPECT_THROW(test::WsClient second(config.port), std::exception);
+  EXPECT_EQ(json::parse(first.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.devices"})"))["result"].size(), 9u);
+}
+
+}  // namespace
+}  // namespace vhp::thunder
