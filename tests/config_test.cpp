@@ -74,6 +74,8 @@ struct Bad {
   const char* error;
 };
 
+void PrintTo(const Bad& b, std::ostream* os) { *os << b.config; }
+
 class BadApiConfig : public testing::TestWithParam<Bad> {};
 
 TEST_P(BadApiConfig, NamesThePathAndTheProblem) {

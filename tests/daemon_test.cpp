@@ -170,7 +170,15 @@ TEST_F(Daemon, ServesThunderWhenConfigured) {
   config["general"] = {{"api", {{"transports", {"unix"}}, {"unixSocket", socket_path}}}, {"thunder", {{"port", thunder_port}}}};
   write_config(config);
   auto daemon = start_daemon();
-  auto r = test::http("POST", thunder_port, "/jsonrpc", R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.device","params":{"deviceName":"001/003"}})");
+  test::HttpResult r;
+  ASSERT_TRUE(eventually([&] {  // it listens a moment after the API socket does
+    try {
+      r = test::http("POST", thunder_port, "/jsonrpc", R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.device","params":{"deviceName":"001/003"}})");
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }));
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(json::parse(r.body)["result"]["flags"], "FLAGS_SWITCHABLE");
 }

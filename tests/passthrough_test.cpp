@@ -243,6 +243,23 @@ TEST_F(Passthrough, AVmThatRestartsGetsItsDevicesBack) {
   EXPECT_EQ(vm1.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
 }
 
+TEST_F(Passthrough, ADevicePluggedWhileItsVmIsDownIsAttachedOnceWhenItStarts) {
+  vm1.kill();
+  start_daemon();
+  auto events = listener();
+  plug_key(40, "1-2.2");
+  EXPECT_EQ(event_of(events->read_line()), "usb_connected");
+  EXPECT_FALSE(attached(40, "vm1"));
+  vm1.start();
+  auto attached_event = json::parse(events->read_line());
+  EXPECT_EQ(attached_event["event"], "usb_attached");
+  EXPECT_EQ(attached_event["vm"], "vm1");
+  EXPECT_EQ(vm1.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
+  // Announced once: the next line is the answer to a request, not a second usb_attached.
+  events->send({{"action", "usb_list"}, {"tag", "none"}});
+  EXPECT_EQ(events->read_line(), R"({"result":"ok","usb_devices":[]})");
+}
+
 TEST_F(Passthrough, ARestartedDaemonFindsItsDevicesInTheVms) {
   start_daemon();
   plug_key(40, "1-2.2");

@@ -79,6 +79,8 @@ struct BadInput {
   const char* error;  // exact, or a prefix when it ends with "…"
 };
 
+void PrintTo(const BadInput& b, std::ostream* os) { *os << testing::PrintToString(std::string(b.line)); }
+
 class BadRequests : public ProtocolTest, public testing::WithParamInterface<BadInput> {};
 
 TEST_P(BadRequests, GetAFailedResponse) {

@@ -162,6 +162,9 @@ asio::awaitable<void> Passthrough::attach(const UsbDevice& d, const std::string&
   }
   auto& target = running_vm(vm);
   co_await target.attach_usb(d.busnum, d.devnum);
+  // Another attach of this device (a VM coming up while a plug was being handled) may have
+  // finished while we waited for the VM: it is attached, and it was announced once already.
+  if (const auto* a = rt.attachment(d); a && a->vm == vm) co_return;
   if (!still_present(manager_.registry(), d)) {  // unplugged while QEMU was busy
     try {
       co_await target.detach_usb(d.busnum, d.devnum);
