@@ -9,14 +9,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/post.hpp>
 #include <gtest/gtest.h>
 
 #include "api/client.h"
 #include "api/server.h"
 #include "device/udev_watcher.h"
 #include "support/host_fixture.h"
+#include "support/loop_thread.h"
 #include "support/policy.h"
 #include "support/process.h"
 #include "support/sockets.h"
@@ -38,32 +37,23 @@ class ApiServerTest : public testing::Test {
   }
   ~ApiServerTest() override { stop(); }
 
-  // Runs `f` on the loop thread and returns its result: the server is single-threaded.
-  template <class F>
-  auto on_loop(F f) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto result = task.get_future();
-    boost::asio::post(io, [&task] { task(); });
-    return result.get();
-  }
   void start() {
     watcher.start();
     passthrough.start();
     server.emplace(io, manager, config, &passthrough);
     server->start();
-    loop = std::thread([this] { io.run(); });
+    loop.start();
   }
   void stop() {
-    if (!loop.joinable()) return;
-    on_loop([this] {
+    loop.stop([this] {
       server->stop();
       passthrough.stop();
       watcher.stop();
-      return 0;
     });
-    work.reset();
-    io.stop();
-    loop.join();
+  }
+  template <class F>
+  auto on_loop(F f) {
+    return loop.run(std::move(f));
   }
   std::size_t clients() { return on_loop([this] { return server->client_count(); }); }
 
@@ -85,14 +75,13 @@ class ApiServerTest : public testing::Test {
   test::TempDir dir;
   ApiConfig config;
   boost::asio::io_context io;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
   DeviceRegistry registry;
   StateStore store{""};
   DeviceManager manager{registry, test::make_policy(test::kAllToVm1), store};
   Passthrough passthrough{io, manager, false};
   UdevWatcher watcher{io, registry};
   std::optional<ApiServer> server;
-  std::thread loop;
+  test::LoopThread loop{io};
 };
 
 TEST_F(ApiServerTest, SameAnswersOverUnixAndTcp) {

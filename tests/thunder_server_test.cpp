@@ -1,13 +1,9 @@
 // The Thunder facade in-process on its own loop thread, over real HTTP and WebSocket, on a umockdev host.
-#include <future>
-#include <thread>
-
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/post.hpp>
 #include <gtest/gtest.h>
 
 #include "device/udev_watcher.h"
 #include "support/host_fixture.h"
+#include "support/loop_thread.h"
 #include "support/policy.h"
 #include "support/sockets.h"
 #include "support/thunder_client.h"
@@ -31,26 +27,15 @@ class Thunder : public testing::Test {
     watcher.start();
     server.emplace(io, manager, config);
     server->start();
-    loop = std::thread([this] { io.run(); });
+    loop.start();
   }
   void stop() {
-    if (!loop.joinable()) return;
-    std::promise<void> done;
-    boost::asio::post(io, [&] {
+    loop.stop([this] {
       server->stop();
       watcher.stop();
-      done.set_value();
     });
-    done.get_future().wait();
-    work.reset();
-    io.stop();
-    loop.join();
   }
-  std::size_t clients() {
-    std::promise<std::size_t> n;
-    boost::asio::post(io, [&] { n.set_value(server->client_count()); });
-    return n.get_future().get();
-  }
+  std::size_t clients() { return loop.run([this] { return server->client_count(); }); }
   json post(const std::string& body, const std::string& target = "/jsonrpc") {
     auto r = test::http("POST", config.port, target, body);
     EXPECT_EQ(r.status, 200) << r.body;
@@ -66,13 +51,12 @@ class Thunder : public testing::Test {
   test::HostPaths host;
   ThunderConfig config;
   boost::asio::io_context io;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
   DeviceRegistry registry;
   StateStore store{""};
   DeviceManager manager{registry, test::make_policy(test::kAllToVm1), store};
   UdevWatcher watcher{io, registry};
   std::optional<ThunderServer> server;
-  std::thread loop;
+  test::LoopThread loop{io};
 };
 
 TEST_F(Thunder, EveryMethodOverHttp) {
