@@ -16,19 +16,6 @@ UsbSpeed usb_speed_from_sysfs(std::string_view mbps) {
   return UsbSpeed::Unknown;
 }
 
-const char* to_string(UsbSpeed speed) {
-  switch (speed) {
-    case UsbSpeed::Low: return "low";
-    case UsbSpeed::Full: return "full";
-    case UsbSpeed::High: return "high";
-    case UsbSpeed::Super: return "super";
-    case UsbSpeed::SuperPlus: return "super-plus";
-    case UsbSpeed::SuperPlusX2: return "super-plus-x2";
-    case UsbSpeed::Unknown: break;
-  }
-  return "unknown";
-}
-
 std::string UsbDevice::device_name() const {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%03d/%03d", busnum % 1000, devnum % 1000);

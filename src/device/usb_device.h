@@ -21,7 +21,6 @@ struct UsbInterface {
 // Link speed as sysfs `speed` reports it (Mbit/s: 1.5, 12, 480, 5000, 10000, 20000).
 enum class UsbSpeed { Unknown, Low, Full, High, Super, SuperPlus, SuperPlusX2 };
 UsbSpeed usb_speed_from_sysfs(std::string_view mbps);
-const char* to_string(UsbSpeed speed);
 
 struct UsbDevice {
   std::string sys_path;     // /sys/devices/…/3-2.1

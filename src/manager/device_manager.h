@@ -52,7 +52,6 @@ class DeviceManager {
   // Swaps in a new policy at once (config reload); requests in flight finish on the old one.
   void set_policy(std::shared_ptr<const Policy> policy) { policy_ = std::move(policy); }
   const Policy& policy() const { return *policy_; }
-  std::shared_ptr<const Policy> policy_ptr() const { return policy_; }
   DeviceRegistry& registry() { return registry_; }
   StateStore& store() { return store_; }
   RuntimeState& runtime() { return runtime_; }

@@ -226,10 +226,6 @@ std::string Testbed::plug(const UsbSpec& spec) {
   return path;
 }
 
-void Testbed::set_attribute(const std::string& sys_path, const std::string& name, const std::string& value) {
-  umockdev_testbed_set_attribute(tb_, sys_path.c_str(), name.c_str(), value.c_str());
-}
-
 void Testbed::set_link(const std::string& sys_path, const std::string& name, const std::string& target) {
   gchar* root = umockdev_testbed_get_root_dir(tb_);
   std::error_code ignored;  // umockdev refuses to replace a link, as rebinding a driver does

@@ -60,7 +60,6 @@ class Testbed {
   // automatic "add" comes before the binary descriptors exist, too early for libusb in QEMU.)
   std::string plug(const UsbSpec& spec);
 
-  void set_attribute(const std::string& sys_path, const std::string& name, const std::string& value);
   void set_link(const std::string& sys_path, const std::string& name, const std::string& target);
   void uevent(const std::string& sys_path, const std::string& action);
   // A real unplug: the "remove" uevent, then the sysfs entry (and its /dev node) disappears.
