@@ -76,8 +76,8 @@ int main(int argc, char** argv) {
     int devnum = 20 + round;
     std::string path;
     if (key) {
-      // Under umockdev, once one QEMU process has opened a device, another QEMU's libusb stops finding newly
-      // plugged ones ("failed to find host usb device", QEMU's own answer). So: all of vm1's plugs, then vm2's.
+      // Under umockdev, a plug for vm1 after vm1 then vm2 had devices attached was never found by vm1's QEMU
+      // ("failed to find host usb device", QEMU's own answer; docs/TESTING.md). So: all of vm1's plugs, then vm2's.
       auto spec = test::security_key_spec(host.root_hub);
       spec.name = "1-" + std::to_string(60 + round), spec.devnum = devnum, spec.serial = "KEY" + std::to_string(round), spec.dev_node = true;
       path = tb.add_usb(spec);
