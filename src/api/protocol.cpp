@@ -68,7 +68,7 @@ DeviceSelector device_selector(const json& request) {
   s.tag = optional_string(request, "tag");
   s.vid = usb_id(request, "vid");
   s.pid = usb_id(request, "pid");
-  if (!s.device_node && !(s.bus && s.port) && !s.tag && !(s.vid && s.pid))
+  if (s.kind() == DeviceSelector::Kind::None)
     throw BadRequest("Invalid message: name the device by device_node, bus and port, vid and pid, or tag");
   return s;
 }

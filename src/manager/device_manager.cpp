@@ -78,16 +78,22 @@ std::vector<UsbDevice> DeviceManager::select(const DeviceSelector& s) const {
   std::vector<UsbDevice> out;
   for (const auto& d : registry_.usb_devices()) {
     if (d.is_hub) continue;
-    bool match;
-    if (s.device_node) match = d.device_node == *s.device_node;
-    else if (s.bus && s.port) {
-      std::string path = *s.port;
-      match = d.busnum == *s.bus && (path.find('.') == std::string::npos ? std::to_string(d.root_port()) == path : d.devpath == path);
-    } else if (s.tag) {
-      auto m = policy_->match_usb(d);
-      match = m && m->tag == s.tag;
-    } else if (s.vid && s.pid) match = d.vid == *s.vid && d.pid == *s.pid;
-    else match = false;
+    bool match = false;
+    switch (s.kind()) {
+      case DeviceSelector::Kind::Node: match = d.device_node == *s.device_node; break;
+      case DeviceSelector::Kind::Place: {
+        const std::string& path = *s.port;
+        match = d.busnum == *s.bus && (path.find('.') == std::string::npos ? std::to_string(d.root_port()) == path : d.devpath == path);
+        break;
+      }
+      case DeviceSelector::Kind::Tag: {
+        auto m = policy_->match_usb(d);
+        match = m && m->tag == s.tag;
+        break;
+      }
+      case DeviceSelector::Kind::Ids: match = d.vid == *s.vid && d.pid == *s.pid; break;
+      case DeviceSelector::Kind::None: break;
+    }
     if (match) out.push_back(d);
   }
   return out;

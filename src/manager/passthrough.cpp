@@ -22,9 +22,24 @@ ordered_json detached_event(const UsbDevice& d, const std::string& vm) {
 }
 
 std::string not_found(const DeviceSelector& s) {
-  if (s.device_node) return "USB device " + *s.device_node + " not found in the system";
-  if (s.bus && s.port) return "USB device with bus " + std::to_string(*s.bus) + " and port " + *s.port + " not found in the system";
-  return "USB device " + s.vid.value_or("") + ":" + s.pid.value_or("") + " not found in the system";
+  switch (s.kind()) {
+    case DeviceSelector::Kind::Node: return "USB device " + *s.device_node + " not found in the system";
+    case DeviceSelector::Kind::Place:
+      return "USB device with bus " + std::to_string(*s.bus) + " and port " + *s.port + " not found in the system";
+    default: return "USB device " + s.vid.value_or("") + ":" + s.pid.value_or("") + " not found in the system";
+  }
+}
+
+// Runs a VM operation and returns its failure's text ("" when it succeeded). Callers log or
+// ignore it; a coroutine cannot co_await inside a catch handler, so this is the one place that catches.
+asio::awaitable<std::string> error_of(asio::awaitable<void> operation) {
+  std::string error;
+  try {
+    co_await std::move(operation);
+  } catch (const VmError& e) {
+    error = e.what();
+  }
+  co_return error;
 }
 
 std::string ambiguous(const std::vector<UsbDevice>& devices) {
@@ -100,11 +115,7 @@ asio::awaitable<void> Passthrough::plugged(UsbDevice d, bool at_start) {
     co_return;
   }
   std::optional<std::string> vm = match->target_vm;
-  if (!vm) {
-    auto saved = manager_.selected_vm(d);
-    if (saved && match->allows(*saved)) vm = saved;
-    else if (at_start) vm = match->allowed_vms.front();  // the reference's autoselect
-  }
+  if (!vm) vm = at_start ? autoselect(d, *match) : saved_choice(d, *match);
   if (!vm) {
     manager_.runtime().pending_select[d.sys_path] = match->allowed_vms;
     manager_.publish({{"event", "usb_select_vm"}, {"usb_device", to_json(d)}, {"allowed_vms", match->allowed_vms}});
@@ -124,16 +135,21 @@ asio::awaitable<void> Passthrough::unplugged(UsbDevice d) {
     rt.attached.erase(d.sys_path);
     std::string error;
     auto vm = vms_.find(gone.vm);
-    try {
-      if (vm != vms_.end() && vm->second->running()) co_await vm->second->detach_usb(gone.busnum, gone.devnum);
-    } catch (const VmError& e) {
-      error = e.what();
-    }
+    if (vm != vms_.end() && vm->second->running()) error = co_await error_of(vm->second->detach_usb(gone.busnum, gone.devnum));
     if (!error.empty()) spdlog::error("usb {}: unplugged, but removing it from {} failed: {}", friendly_name(d), gone.vm, error);
     spdlog::info("usb {}: detached from {}", friendly_name(d), gone.vm);
     manager_.publish(detached_event(d, gone.vm));
   }
   manager_.publish({{"event", "usb_disconnected"}, {"usb_device", to_json(d)}});
+}
+
+std::optional<std::string> Passthrough::saved_choice(const UsbDevice& d, const UsbMatch& match) const {
+  auto saved = manager_.selected_vm(d);
+  return saved && match.allows(*saved) ? saved : std::nullopt;
+}
+
+std::string Passthrough::autoselect(const UsbDevice& d, const UsbMatch& match) const {
+  return saved_choice(d, match).value_or(match.allowed_vms.front());
 }
 
 asio::awaitable<void> Passthrough::attach_when_possible(UsbDevice d, std::string vm) {
@@ -146,11 +162,8 @@ asio::awaitable<void> Passthrough::attach_when_possible(UsbDevice d, std::string
     spdlog::info("usb {}: VM {} is not running; attaching when it starts", friendly_name(d), vm);
     co_return;
   }
-  try {
-    co_await attach(d, vm);
-  } catch (const VmError& e) {
-    spdlog::error("usb {}: attach to {} failed: {}", friendly_name(d), vm, e.what());
-  }
+  auto error = co_await error_of(attach(d, vm));
+  if (!error.empty()) spdlog::error("usb {}: attach to {} failed: {}", friendly_name(d), vm, error);
 }
 
 asio::awaitable<void> Passthrough::attach(const UsbDevice& d, const std::string& vm) {
@@ -166,10 +179,7 @@ asio::awaitable<void> Passthrough::attach(const UsbDevice& d, const std::string&
   // finished while we waited for the VM: it is attached, and it was announced once already.
   if (const auto* a = rt.attachment(d); a && a->vm == vm) co_return;
   if (!still_present(manager_.registry(), d)) {  // unplugged while QEMU was busy
-    try {
-      co_await target.detach_usb(d.busnum, d.devnum);
-    } catch (const VmError&) {
-    }
+    co_await error_of(target.detach_usb(d.busnum, d.devnum));  // best effort: the device is gone anyway
     throw VmError("USB device " + d.device_node + " was unplugged during the attach");
   }
   rt.attached[d.sys_path] = Attachment{vm, d.busnum, d.devnum};
@@ -190,12 +200,7 @@ asio::awaitable<void> Passthrough::detach(const UsbDevice& d) {
 }
 
 asio::awaitable<void> Passthrough::detach_or_log(const UsbDevice& d, const char* what) {
-  std::string error;  // (no co_await inside a catch handler)
-  try {
-    co_await detach(d);
-  } catch (const VmError& e) {
-    error = e.what();
-  }
+  auto error = co_await error_of(detach(d));
   if (!error.empty()) spdlog::error("usb {}: {} failed: {}", friendly_name(d), what, error);
 }
 
@@ -225,12 +230,7 @@ asio::awaitable<void> Passthrough::vm_up(std::string name) {
       continue;
     }
     spdlog::info("vm {}: removing stale {}", name, q.id);
-    std::string error;
-    try {
-      co_await vm.detach_usb(q.hostbus, q.hostaddr);
-    } catch (const VmError& e) {
-      error = e.what();
-    }
+    auto error = co_await error_of(vm.detach_usb(q.hostbus, q.hostaddr));
     if (!error.empty()) spdlog::warn("vm {}: removing stale {} failed: {}", name, q.id, error);
   }
   // Then everything that belongs on this VM and is not there yet.
@@ -276,13 +276,12 @@ asio::awaitable<ordered_json> Passthrough::attach_command(const UsbAttach& comma
   const auto& s = command.selector;
   auto devices = manager_.select(s);
   auto& rt = manager_.runtime();
-  if (!s.device_node && !(s.bus && s.port) && s.tag) {
+  if (s.kind() == DeviceSelector::Kind::Tag) {
     // Tag attach: every device of the tag, including ones the user detached (the kill switch's "unblock").
     for (const auto& d : devices) {
       manager_.store().set_disconnected(persistent_id(d), false);
       auto match = manager_.policy().match_usb(d);
-      auto saved = manager_.selected_vm(d);
-      std::string vm = match->target_vm ? *match->target_vm : saved && match->allows(*saved) ? *saved : match->allowed_vms.front();
+      std::string vm = match->target_vm ? *match->target_vm : autoselect(d, *match);
       rt.wanted[d.sys_path] = vm;
       rt.pending_select.erase(d.sys_path);
       co_await attach_when_possible(d, vm);
@@ -304,8 +303,7 @@ asio::awaitable<ordered_json> Passthrough::attach_command(const UsbAttach& comma
     vm = *command.vm;
     manager_.store().set_selected_vm(persistent_id(d), vm);
   } else {
-    auto saved = manager_.selected_vm(d);
-    vm = saved && match->allows(*saved) ? *saved : match->allowed_vms.front();
+    vm = autoselect(d, *match);
   }
   running_vm(vm);  // the reference's config and type checks, and ours: the VM must be up
   co_await attach(d, vm);
@@ -324,7 +322,7 @@ asio::awaitable<ordered_json> Passthrough::detach_command(const UsbDetach& comma
     rt.wanted.erase(d.sys_path);
     rt.pending_select.erase(d.sys_path);
   };
-  if (!s.device_node && !(s.bus && s.port) && s.tag) {
+  if (s.kind() == DeviceSelector::Kind::Tag) {
     for (const auto& d : devices) {
       forget(d);
       co_await detach_or_log(d, "detach");

@@ -48,6 +48,9 @@ class Passthrough {
   boost::asio::awaitable<nlohmann::ordered_json> attach_command(const UsbAttach& command);
   boost::asio::awaitable<nlohmann::ordered_json> detach_command(const UsbDetach& command);
   QemuVm& running_vm(const std::string& name);  // throws VmError with the reference's texts
+  // The user's saved VM if the rule still allows it; autoselect: that, else the first allowed VM.
+  std::optional<std::string> saved_choice(const UsbDevice& d, const UsbMatch& match) const;
+  std::string autoselect(const UsbDevice& d, const UsbMatch& match) const;
 
   boost::asio::io_context& io_;
   DeviceManager& manager_;
