@@ -21,7 +21,7 @@ Connection::Connection(Socket socket, std::string peer, Protocol& protocol, Conn
       on_closed_(std::move(on_closed)),
       run_command_(std::move(run_command)),
       pending_events_(std::move(pending_events)),
-      wake_(socket_.get_executor()),
+      queue_(socket_.get_executor(), limits.send_queue_bytes),
       deadline_(socket_.get_executor()) {}
 
 void Connection::start() {
@@ -38,15 +38,9 @@ void Connection::refuse(const std::string& line) {
 }
 
 void Connection::send(std::string line) {
-  if (closed_) return;
-  if (queued_bytes_ + line.size() > limits_.send_queue_bytes) {
-    spdlog::warn("api: {} is not reading ({} bytes waiting); disconnecting it", peer_, queued_bytes_);
-    close();
-    return;
-  }
-  queued_bytes_ += line.size();
-  queue_.push_back(std::move(line));
-  wake_.cancel();
+  if (closed_ || queue_.push(std::move(line))) return;
+  spdlog::warn("api: {} is not reading ({} bytes waiting); disconnecting it", peer_, queue_.bytes());
+  close();
 }
 
 void Connection::close() {
@@ -55,7 +49,7 @@ void Connection::close() {
   boost::system::error_code ignored;
   socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);
-  wake_.cancel();
+  queue_.wake();
   deadline_.cancel();
   if (on_closed_) on_closed_(this);
 }
@@ -102,9 +96,7 @@ asio::awaitable<void> Connection::write_loop() {
         close();
         break;
       }
-      boost::system::error_code ignored;
-      wake_.expires_at(asio::steady_timer::time_point::max());
-      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      co_await queue_.wait();
       continue;
     }
     deadline_.expires_after(limits_.send_timeout);
@@ -121,8 +113,7 @@ asio::awaitable<void> Connection::write_loop() {
       close();
       break;
     }
-    queued_bytes_ -= queue_.front().size();
-    queue_.pop_front();
+    queue_.pop();
   }
 }
 

@@ -3,7 +3,6 @@
 // Everything it sends goes through one bounded queue, so a response and an event never interleave
 // inside a line, and a client that stops reading is dropped instead of slowing anyone else.
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "api/protocol.h"
+#include "common/send_queue.h"
 
 namespace vhp {
 
@@ -56,11 +56,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   PendingEvents pending_events_;
   Session session_;
   std::string input_;
-  std::deque<std::string> queue_;
-  std::size_t queued_bytes_ = 0;
+  SendQueue queue_;
   bool close_after_flush_ = false;
   bool closed_ = false;
-  boost::asio::steady_timer wake_;      // the writer sleeps on it while the queue is empty
   boost::asio::steady_timer deadline_;  // a write that takes longer than send_timeout drops the client
 };
 

@@ -1,6 +1,5 @@
 #include "thunder/server.h"
 
-#include <deque>
 #include <utility>  // before Boost 1.74's awaitable.hpp
 
 #include <boost/asio/co_spawn.hpp>
@@ -13,6 +12,7 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/send_queue.h"
 #include "device/block_devices.h"
 #include "thunder/metadata.h"
 
@@ -58,26 +58,20 @@ std::string pick_subprotocol(std::string_view offered) {
 class WsSession : public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(websocket::stream<beast::tcp_stream> ws, std::size_t queue_limit)
-      : ws_(std::move(ws)), queue_limit_(queue_limit), wake_(ws_.get_executor()) {}
+      : ws_(std::move(ws)), queue_(ws_.get_executor(), queue_limit) {}
 
   Channel channel;
 
   void send(std::string text) {
-    if (closed_) return;
-    if (queued_ + text.size() > queue_limit_) {
-      spdlog::warn("thunder: a WebSocket client is not reading ({} bytes waiting); dropping it", queued_);
-      close();
-      return;
-    }
-    queued_ += text.size();
-    queue_.push_back(std::move(text));
-    wake_.cancel();
+    if (closed_ || queue_.push(std::move(text))) return;
+    spdlog::warn("thunder: a WebSocket client is not reading ({} bytes waiting); dropping it", queue_.bytes());
+    close();
   }
 
   void close() {
     if (closed_) return;
     closed_ = true;
-    wake_.cancel();
+    queue_.wake();
     beast::get_lowest_layer(ws_).close();
   }
 
@@ -85,9 +79,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     auto self = shared_from_this();
     while (!closed_) {
       if (queue_.empty()) {
-        boost::system::error_code ignored;
-        wake_.expires_at(asio::steady_timer::time_point::max());
-        co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        co_await queue_.wait();
         continue;
       }
       boost::system::error_code ec;
@@ -96,8 +88,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
         close();
         break;
       }
-      queued_ -= queue_.front().size();
-      queue_.pop_front();
+      queue_.pop();
     }
   }
 
@@ -105,11 +96,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
 
  private:
   websocket::stream<beast::tcp_stream> ws_;
-  std::size_t queue_limit_;
-  std::deque<std::string> queue_;
-  std::size_t queued_ = 0;
+  SendQueue queue_;
   bool closed_ = false;
-  asio::steady_timer wake_;
 };
 
 ThunderServer::ThunderServer(asio::io_context& io, DeviceManager& manager, const ThunderConfig& config)
