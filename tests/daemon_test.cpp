@@ -1,5 +1,6 @@
 // The real vhotplugd and vhotplugctl as child processes on a umockdev host, over real sockets.
 #include <csignal>
+#include <unistd.h>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -108,6 +109,23 @@ TEST_F(Daemon, SigtermRemovesTheSocketAndExitsZero) {
   ASSERT_TRUE(std::filesystem::exists(socket_path));
   EXPECT_EQ(daemon->stop(SIGTERM), 0);
   EXPECT_FALSE(std::filesystem::exists(socket_path));
+}
+
+TEST_F(Daemon, ARefusedPeerIsLoggedOnceWithItsIdentity) {
+  auto config = json::parse(test::kAllToVm1);
+  config["general"] = {{"api", {{"transports", {"unix"}}, {"unixSocket", socket_path}, {"allowedUsers", {::getuid() + 1}}}}};
+  write_config(config);
+  auto daemon = std::make_unique<test::Child>(std::vector<std::string>{VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"},
+                                              dir / "daemon.out", dir / "daemon.log");
+  ASSERT_TRUE(eventually([&] { return test::unix_socket_accepts(socket_path); }));
+  for (int i = 0; i < 3; ++i) {
+    auto refused = connect();
+    EXPECT_EQ(refused->read_line(), R"({"result":"failed","error":"Access denied: uid )" + std::to_string(::getuid()) + R"( is not allowed"})");
+  }
+  auto log = test::read_file(dir / "daemon.log");
+  auto first = log.find("api: refused unix " + socket_path + " (uid " + std::to_string(::getuid()));
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find("api: refused", first + 1), std::string::npos) << log;  // once, not three times
 }
 
 TEST_F(Daemon, SighupDoesNotKillIt) {
