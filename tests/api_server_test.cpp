@@ -78,7 +78,7 @@ class ApiServerTest : public testing::Test {
   DeviceRegistry registry;
   StateStore store{""};
   DeviceManager manager{registry, test::make_policy(test::kAllToVm1), store};
-  Passthrough passthrough{io, manager, false};
+  Passthrough passthrough{io, manager, default_vm_factory(io), false};
   UdevWatcher watcher{io, registry};
   std::optional<ApiServer> server;
   test::LoopThread loop{io};

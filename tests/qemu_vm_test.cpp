@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "support/coroutine.h"
+#include "support/fake_qmp.h"
 #include "support/host_fixture.h"
 #include "support/qemu.h"
 #include "support/sockets.h"
@@ -21,11 +22,17 @@ namespace {
 using test::complete;
 using test::run_until;
 
+UsbDevice usb(int busnum, int devnum) {
+  UsbDevice d;
+  d.busnum = busnum, d.devnum = devnum;
+  return d;
+}
+VmUsbDevice held(int busnum, int devnum) { return VmUsbDevice{"", busnum, devnum, true}; }
+
 QemuTimeouts quick() {
   QemuTimeouts t;
   t.connect = std::chrono::milliseconds(1000);
   t.command = std::chrono::milliseconds(2000);
-  t.reconnect_interval = std::chrono::milliseconds(100);
   t.attach_retries = 3;
   t.attach_retry_interval = std::chrono::milliseconds(50);
   return t;
@@ -58,7 +65,7 @@ class QemuVmTest : public testing::Test {
 
 TEST_F(QemuVmTest, AttachesAHostDeviceVerifiesItAndDetachesIt) {
   up();
-  complete(io, vm.attach_usb(1, 40));
+  complete(io, vm.attach_usb(usb(1, 40)));
   EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
   EXPECT_EQ(qemu.qmp("qom-get", {{"path", "/machine/peripheral/vhp-usb-1-40"}, {"property", "attached"}})["return"], true);
   auto listed = complete(io, vm.list_usb());
@@ -68,7 +75,7 @@ TEST_F(QemuVmTest, AttachesAHostDeviceVerifiesItAndDetachesIt) {
   EXPECT_EQ(listed[0].hostaddr, 40);
   EXPECT_TRUE(listed[0].attached);
 
-  complete(io, vm.detach_usb(1, 40));  // returns after DEVICE_DELETED
+  complete(io, vm.detach_usb(held(1, 40)));  // returns after DEVICE_DELETED
   EXPECT_TRUE(qemu.usb_ids().empty());
 }
 
@@ -80,7 +87,7 @@ TEST_F(QemuVmTest, IdsCannotCollide) {
 TEST_F(QemuVmTest, AnAbsentDeviceFailsWithQemusOwnTextAfterBoundedRetries) {
   up();
   try {
-    complete(io, vm.attach_usb(1, 99));
+    complete(io, vm.attach_usb(usb(1, 99)));
     FAIL() << "attached a device that does not exist";
   } catch (const VmError& e) {
     EXPECT_STREQ(e.what(), "failed to find host usb device 1:99");
@@ -90,22 +97,21 @@ TEST_F(QemuVmTest, AnAbsentDeviceFailsWithQemusOwnTextAfterBoundedRetries) {
 
 TEST_F(QemuVmTest, AttachingTwiceIsHarmless) {
   up();
-  complete(io, vm.attach_usb(1, 40));
-  complete(io, vm.attach_usb(1, 40));  // QEMU: "Duplicate device ID": ours already, verified attached
+  complete(io, vm.attach_usb(usb(1, 40)));
+  complete(io, vm.attach_usb(usb(1, 40)));  // QEMU: "Duplicate device ID": ours already, verified attached
   EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
 }
 
 TEST_F(QemuVmTest, DetachingWhatQemuDoesNotHaveIsFine) {
   up();
-  EXPECT_NO_THROW(complete(io, vm.detach_usb(1, 40)));  // DeviceNotFound
+  EXPECT_NO_THROW(complete(io, vm.detach_usb(held(1, 40))));  // DeviceNotFound
 }
 
 TEST_F(QemuVmTest, OperationsOnADownVmFailAtOnce) {
-  vm.start();  // nothing listening
-  io.run_for(std::chrono::milliseconds(200));
+  vm.start();  // nothing listening: down from the start, no wait needed
   EXPECT_FALSE(vm.running());
   try {
-    complete(io, vm.attach_usb(1, 40));
+    complete(io, vm.attach_usb(usb(1, 40)));
     FAIL();
   } catch (const VmError& e) {
     EXPECT_STREQ(e.what(), "VM vm1 is not running");
@@ -115,7 +121,7 @@ TEST_F(QemuVmTest, OperationsOnADownVmFailAtOnce) {
 TEST_F(QemuVmTest, AVmKilledMidOperationFailsItAndIsSeenGoing) {
   up();
   test::Finished attach;
-  test::start(io, vm.attach_usb(1, 77), attach);  // keeps retrying (the device is absent) while the VM dies under it
+  test::start(io, vm.attach_usb(usb(1, 77)), attach);  // keeps retrying (the device is absent) while the VM dies under it
   io.run_for(std::chrono::milliseconds(30));
   qemu.kill();
   ASSERT_TRUE(run_until(io, [&] { return attach.done && downs == 1; }));
@@ -130,57 +136,20 @@ TEST_F(QemuVmTest, AVmThatRestartsIsReconnected) {
   ASSERT_TRUE(run_until(io, [&] { return downs == 1; }));
   qemu.start();
   ASSERT_TRUE(run_until(io, [&] { return ups == 2 && vm.running(); }));
-  complete(io, vm.attach_usb(1, 40));
+  complete(io, vm.attach_usb(usb(1, 40)));
   EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
 }
 
-// What QEMU cannot be made to do here: hang. A scripted QMP server that greets, negotiates, and
-// then never answers a command.
-class HungQmp {
- public:
-  explicit HungQmp(const std::string& path) : path_(path) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 4);
-    thread_ = std::thread([this] {
-      int client = ::accept(fd_, nullptr, nullptr);
-      if (client < 0) return;
-      std::string greeting = R"({"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}})" "\r\n";
-      ::write(client, greeting.data(), greeting.size());
-      test::read_line_fd(client);  // qmp_capabilities
-      std::string ok = "{\"return\": {}}\r\n";
-      ::write(client, ok.data(), ok.size());
-      while (!stop_) test::read_line_fd(client, std::chrono::milliseconds(100));  // and silence
-      ::close(client);
-    });
-  }
-  ~HungQmp() {
-    stop_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
-    thread_.join();
-    ::close(fd_);
-    ::unlink(path_.c_str());
-  }
-
- private:
-  std::string path_;
-  int fd_;
-  std::atomic<bool> stop_ = false;
-  std::thread thread_;
-};
-
 TEST_F(QemuVmTest, AHungVmTimesOutAndDoesNotBlockAnotherVm) {
   up();
-  HungQmp hung(dir / "hung.qmp");
+  // What QEMU cannot be made to do here: hang. Greets, negotiates, answers probes, then silence.
+  test::FakeQmp hung(dir / "hung.qmp", [](const nlohmann::json&) { return std::nullopt; });
   QemuVm stuck(io, "stuck", dir / "hung.qmp", quick());
   stuck.start();
   ASSERT_TRUE(run_until(io, [&] { return stuck.running(); }));
   test::Finished stuck_attach;
-  test::start(io, stuck.attach_usb(1, 40), stuck_attach);
-  complete(io, vm.attach_usb(1, 40));  // the healthy VM is served while the other one hangs
+  test::start(io, stuck.attach_usb(usb(1, 40)), stuck_attach);
+  complete(io, vm.attach_usb(usb(1, 40)));  // the healthy VM is served while the other one hangs
   EXPECT_FALSE(stuck_attach.done);
   ASSERT_TRUE(run_until(io, [&] { return stuck_attach.done; }));
   EXPECT_EQ(stuck_attach.error, "VM stuck did not answer device_add");
@@ -194,9 +163,9 @@ TEST_F(QemuVmTest, OperationsOnOneVmAreSerialised) {
   auto step = [&](const char* name, boost::asio::awaitable<void> work) {
     boost::asio::co_spawn(io, std::move(work), [&order, name](std::exception_ptr) { order.push_back(name); });
   };
-  step("attach", vm.attach_usb(1, 40));
-  step("detach", vm.detach_usb(1, 40));
-  step("attach again", vm.attach_usb(1, 40));
+  step("attach", vm.attach_usb(usb(1, 40)));
+  step("detach", vm.detach_usb(held(1, 40)));
+  step("attach again", vm.attach_usb(usb(1, 40)));
   ASSERT_TRUE(run_until(io, [&] { return order.size() == 3; }));
   EXPECT_EQ(order, (std::vector<std::string>{"attach", "detach", "attach again"}));
   EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "api/wire.h"
+
 namespace vhp {
 namespace {
 
@@ -115,12 +117,16 @@ Outcome Protocol::dispatch(const std::string& action, const json& request, Sessi
   }
   if (action == "usb_list") {
     auto response = ok();
-    response["usb_devices"] = manager_.usb_list(list_filter(request));
+    auto list = ordered_json::array();
+    for (const auto& entry : manager_.usb_list(list_filter(request))) list.push_back(to_wire(entry));
+    response["usb_devices"] = std::move(list);
     return {response};
   }
   if (action == "pci_list") {
     auto response = ok();
-    response["pci_devices"] = manager_.pci_list(list_filter(request));
+    auto list = ordered_json::array();
+    for (const auto& entry : manager_.pci_list(list_filter(request))) list.push_back(to_wire(entry));
+    response["pci_devices"] = std::move(list);
     return {response};
   }
   if (action == "usb_attach") return {std::nullopt, UsbAttach{device_selector(request), optional_string(request, "vm")}};

@@ -9,14 +9,14 @@
 #include <spdlog/spdlog.h>
 
 #include "api/transports.h"
+#include "api/wire.h"
 
 namespace vhp {
 
-std::string Peer::describe() const {
-  std::string s = transport + " " + address;
-  if (cid) s += " (cid " + std::to_string(*cid) + ")";
-  if (cred) s += " (uid " + std::to_string(cred->uid) + ", gid " + std::to_string(cred->gid) + ", pid " + std::to_string(cred->pid) + ")";
-  return s;
+Caller Peer::caller() const {
+  Caller c{transport, address, cid, std::nullopt, std::nullopt, std::nullopt};
+  if (cred) c.uid = cred->uid, c.gid = cred->gid, c.pid = cred->pid;
+  return c;
 }
 
 namespace {
@@ -31,6 +31,10 @@ unsigned resolve_group(const Principal& p) {
   if (p.id) return *p.id;
   if (group* gr = ::getgrnam(p.name.c_str())) return gr->gr_gid;
   throw std::runtime_error("general.api.allowedGroups: no group named '" + p.name + "'");
+}
+
+boost::asio::awaitable<nlohmann::ordered_json> run_and_encode(Passthrough* passthrough, Command command, Caller caller) {
+  co_return to_wire(co_await passthrough->run(command, caller));
 }
 
 // The peer's primary group and, when its user is known, its supplementary groups.
@@ -63,7 +67,7 @@ void ApiServer::start() {
   if (config_.has_transport("unix")) listeners_.push_back(listen_unix(io_, config_, admit));
   if (config_.has_transport("tcp")) listeners_.push_back(listen_tcp(io_, config_, admit));
   if (config_.has_transport("vsock")) listeners_.push_back(listen_vsock(io_, config_, admit));
-  events_ = manager_.subscribe([this](const nlohmann::ordered_json& event) { broadcast(event); });
+  events_ = manager_.subscribe([this](const ManagerEvent& event) { broadcast(event); });
 }
 
 void ApiServer::stop() {
@@ -109,17 +113,24 @@ void ApiServer::admit(Connection::Socket socket, const Peer& peer) {
     return;
   }
   Connection::RunCommand run;
-  if (passthrough_) run = [p = passthrough_](const Command& c) { return p->run(c); };
-  auto conn = std::make_shared<Connection>(
-      std::move(socket), peer.describe(), protocol_, limits, [this](Connection* c) { connections_.erase(c); }, std::move(run),
-      [this] { return manager_.pending_select_events(); });
+  if (passthrough_) run = [p = passthrough_, caller = peer.caller()](const Command& c) { return run_and_encode(p, c, caller); };
+  auto pending = [this] {
+    std::vector<nlohmann::ordered_json> events;
+    for (const auto& selection : manager_.pending_selections())
+      if (auto event = to_wire(ManagerEvent(selection))) events.push_back(std::move(*event));
+    return events;
+  };
+  auto conn = std::make_shared<Connection>(std::move(socket), peer.describe(), protocol_, limits,
+                                           [this](Connection* c) { connections_.erase(c); }, std::move(run), std::move(pending));
   connections_.emplace(conn.get(), conn);
   spdlog::debug("api: client {} connected ({} now)", peer.describe(), connections_.size());
   conn->start();
 }
 
-void ApiServer::broadcast(const nlohmann::ordered_json& event) {
-  auto line = Protocol::to_line(event);
+void ApiServer::broadcast(const ManagerEvent& event) {
+  auto message = to_wire(event);
+  if (!message) return;
+  auto line = Protocol::to_line(*message);
   std::vector<std::shared_ptr<Connection>> targets;  // send() may close, and so erase, a connection
   for (const auto& [raw, conn] : connections_)
     if (conn->wants_notifications()) targets.push_back(conn);

@@ -13,6 +13,7 @@
 
 #include "api/connection.h"
 #include "api/protocol.h"
+#include "manager/caller.h"
 #include "manager/passthrough.h"
 #include "policy/config.h"
 
@@ -26,7 +27,8 @@ struct Peer {
   std::string address;            // for logs: "127.0.0.1:50312", "cid 3 port 1025", socket path
   std::optional<unsigned> cid;    // vsock
   std::optional<ucred> cred;      // unix (SO_PEERCRED)
-  std::string describe() const;
+  std::string describe() const { return caller().describe(); }
+  Caller caller() const;  // what travels with each of its requests
 };
 
 class ApiServer {
@@ -51,7 +53,7 @@ class ApiServer {
  private:
   std::optional<std::string> refusal(const Peer& peer) const;  // why the peer may not connect
   void log_refusal_once(const Peer& peer, const std::string& reason);
-  void broadcast(const nlohmann::ordered_json& event);
+  void broadcast(const ManagerEvent& event);
 
   boost::asio::io_context& io_;
   ApiConfig config_;

@@ -1,54 +1,70 @@
 #pragma once
 // Serialises coroutines: one holder at a time, the others wait in order. Single-threaded.
+// A Lock keeps the mutex's state alive, so a coroutine frame destroyed late (at shutdown) never
+// touches freed memory.
+#include <algorithm>
 #include <deque>
 #include <memory>
+#include <optional>
 
 #include "common/async_event.h"
 
 namespace vhp {
 
 class AsyncMutex {
+  struct State {
+    bool locked = false;
+    std::deque<std::shared_ptr<AsyncEvent>> waiters;
+  };
+
  public:
   class Lock {
    public:
-    explicit Lock(AsyncMutex* m) : mutex_(m) {}
-    Lock(Lock&& other) noexcept : mutex_(std::exchange(other.mutex_, nullptr)) {}
+    explicit Lock(std::shared_ptr<State> state) : state_(std::move(state)) {}
+    Lock(Lock&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
     Lock& operator=(Lock&&) = delete;
     ~Lock() {
-      if (mutex_) mutex_->unlock();
+      if (state_) unlock(*state_);
     }
 
    private:
-    AsyncMutex* mutex_;
+    std::shared_ptr<State> state_;
   };
 
   explicit AsyncMutex(boost::asio::any_io_executor ex) : ex_(std::move(ex)) {}
 
-  boost::asio::awaitable<Lock> lock() {
-    if (locked_) {
+  // The lock, or nothing when `timeout` passed while waiting for it.
+  boost::asio::awaitable<std::optional<Lock>> lock(std::chrono::steady_clock::duration timeout) {
+    auto state = state_;
+    if (state->locked) {
       auto turn = std::make_shared<AsyncEvent>(ex_);
-      waiters_.push_back(turn);
-      while (!co_await turn->wait(std::chrono::hours(24))) {
+      state->waiters.push_back(turn);
+      if (!co_await turn->wait(timeout)) {
+        std::erase(state->waiters, turn);
+        co_return std::nullopt;
       }
     }
-    locked_ = true;  // handed over by unlock(), or free
-    co_return Lock(this);
+    state->locked = true;  // handed over by unlock(), or free
+    co_return Lock(state);
   }
-  std::size_t waiting() const { return waiters_.size(); }
+  boost::asio::awaitable<Lock> lock() {
+    while (true)
+      if (auto held = co_await lock(std::chrono::hours(24))) co_return std::move(*held);
+  }
+  std::size_t waiting() const { return state_->waiters.size(); }
 
  private:
-  void unlock() {
-    locked_ = false;
-    if (waiters_.empty()) return;
-    auto next = waiters_.front();
-    waiters_.pop_front();
-    locked_ = true;  // reserved for `next`: nobody may slip in before it resumes
+  static void unlock(State& state) {
+    state.locked = false;
+    if (state.waiters.empty()) return;
+    auto next = state.waiters.front();
+    state.waiters.pop_front();
+    state.locked = true;  // reserved for `next`: nobody may slip in before it resumes
     next->set();
   }
 
   boost::asio::any_io_executor ex_;
-  bool locked_ = false;
-  std::deque<std::shared_ptr<AsyncEvent>> waiters_;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 }  // namespace vhp

@@ -1,75 +1,46 @@
 #include "manager/device_manager.h"
 
-#include <algorithm>
-
-#include "manager/identity.h"
+#include <map>
 
 namespace vhp {
 namespace {
-
-using ordered_json = nlohmann::ordered_json;
 
 bool passes(const ListFilter& filter, const std::optional<std::string>& tag, bool disconnected) {
   if (filter.tag && tag != filter.tag) return false;
   return !filter.disconnected || *filter.disconnected == disconnected;
 }
 
-template <class Device>
-ordered_json list_entry(const Device& d, const std::vector<std::string>& allowed_vms, const std::optional<std::string>& vm) {
-  auto entry = to_json(d);
-  entry["allowed_vms"] = allowed_vms;
-  entry["vm"] = vm ? ordered_json(*vm) : ordered_json(nullptr);
-  return entry;
-}
-
 }  // namespace
 
-bool DeviceManager::is_disconnected(const UsbDevice& d) const {
-  const auto& set = store_.state().disconnected_devices;
-  if (set.contains(persistent_id(d))) return true;
-  return std::ranges::any_of(persistent_id_fallbacks(d), [&](const std::string& id) { return set.contains(id); });
-}
-
-std::optional<std::string> DeviceManager::selected_vm(const UsbDevice& d) const {
-  const auto& map = store_.state().selected_vms;
-  if (auto it = map.find(persistent_id(d)); it != map.end()) return it->second;
-  for (const auto& id : persistent_id_fallbacks(d))
-    if (auto it = map.find(id); it != map.end()) return it->second;
-  return std::nullopt;
-}
-
-ordered_json DeviceManager::usb_list(const ListFilter& filter) const {
-  auto list = ordered_json::array();
+std::vector<UsbListing> DeviceManager::usb_list(const ListFilter& filter) const {
+  std::vector<UsbListing> list;
   for (const auto& d : registry_.usb_devices()) {
     auto match = policy_->match_usb(d);
     if (!match) continue;
-    bool disconnected = is_disconnected(d);
-    if (!passes(filter, match->tag, disconnected)) continue;
+    if (!passes(filter, match->tag, placements_.is_disconnected(d))) continue;
     std::optional<std::string> vm;
-    if (const auto* a = runtime_.attachment(d)) vm = a->vm;
-    list.push_back(list_entry(d, match->vms(), vm));
+    if (const auto* a = placements_.attachment(d)) vm = a->vm;
+    list.push_back({d, match->vms(), vm});
   }
   return list;
 }
 
-ordered_json DeviceManager::pci_list(const ListFilter& filter) const {
-  std::map<std::string, ordered_json> by_address;  // the reference sorts PCI lists by address
+std::vector<PciListing> DeviceManager::pci_list(const ListFilter& filter) const {
+  std::map<std::string, PciListing> by_address;  // the reference sorts PCI lists by address
   std::vector<std::pair<std::string, std::string>> members;  // address, target VM
   for (const auto& d : registry_.pci_devices()) {
     auto match = policy_->match_pci(d);
     if (!match || !passes(filter, match->tag, false)) continue;  // PCI detach arrives with PCI passthrough
-    by_address[d.address] = list_entry(d, {match->target_vm}, std::nullopt);
+    by_address[d.address] = {d, {match->target_vm}, std::nullopt};
     if (match->iommu_add_all)
       for (const auto& member : d.iommu_group_members) members.emplace_back(member, match->target_vm);
   }
   for (const auto& [address, target_vm] : members) {
     const auto* member = registry_.find_pci(address);
     if (!member || by_address.contains(address)) continue;  // gone, or listed by a rule of its own
-    auto entry = list_entry(*member, {target_vm}, std::nullopt);
-    entry["iommu_member"] = true;
-    by_address[address] = std::move(entry);
+    by_address[address] = {*member, {target_vm}, std::nullopt, true};
   }
-  auto list = ordered_json::array();
+  std::vector<PciListing> list;
   for (auto& [address, entry] : by_address) list.push_back(std::move(entry));
   return list;
 }
@@ -99,11 +70,10 @@ std::vector<UsbDevice> DeviceManager::select(const DeviceSelector& s) const {
   return out;
 }
 
-std::vector<DeviceManager::Event> DeviceManager::pending_select_events() const {
-  std::vector<Event> out;
-  for (const auto& [path, allowed] : runtime_.pending_select)
-    if (const auto* d = registry_.find_usb(path))
-      out.push_back({{"event", "usb_select_vm"}, {"usb_device", to_json(*d)}, {"allowed_vms", allowed}});
+std::vector<UsbSelectVm> DeviceManager::pending_selections() const {
+  std::vector<UsbSelectVm> out;
+  for (const auto& [path, allowed] : placements_.pending())
+    if (const auto* d = registry_.find_usb(path)) out.push_back({*d, allowed});
   return out;
 }
 

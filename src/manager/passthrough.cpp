@@ -1,7 +1,6 @@
 #include "manager/passthrough.h"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <spdlog/spdlog.h>
 
 #include "manager/identity.h"
@@ -9,17 +8,8 @@
 namespace vhp {
 
 namespace asio = boost::asio;
-using ordered_json = nlohmann::ordered_json;
 
 namespace {
-
-ordered_json ok() { return {{"result", "ok"}}; }
-ordered_json failed(const std::string& error) { return {{"result", "failed"}, {"error", error}}; }
-
-// The reference sends only the node in usb_detached.
-ordered_json detached_event(const UsbDevice& d, const std::string& vm) {
-  return {{"event", "usb_detached"}, {"usb_device", {{"device_node", d.device_node}}}, {"vm", vm}};
-}
 
 std::string not_found(const DeviceSelector& s) {
   switch (s.kind()) {
@@ -36,7 +26,7 @@ asio::awaitable<std::string> error_of(asio::awaitable<void> operation) {
   std::string error;
   try {
     co_await std::move(operation);
-  } catch (const VmError& e) {
+  } catch (const std::exception& e) {
     error = e.what();
   }
   co_return error;
@@ -54,97 +44,114 @@ bool still_present(const DeviceRegistry& registry, const UsbDevice& d) {
   return now && now->busnum == d.busnum && now->devnum == d.devnum;
 }
 
+VmUsbDevice held_at(int busnum, int devnum) { return VmUsbDevice{"", busnum, devnum, true}; }
+
+// What the reference names a usb-host it adds ("usb<bus><dev>"), and what we name one.
+bool named_by_us_or_the_reference(const VmUsbDevice& held) {
+  return held.id.starts_with("vhp-usb-") || held.id == "usb" + std::to_string(held.hostbus) + std::to_string(held.hostaddr);
+}
+
 }  // namespace
 
-Passthrough::Passthrough(asio::io_context& io, DeviceManager& manager, bool attach_connected, QemuTimeouts timeouts)
-    : io_(io), manager_(manager), attach_connected_(attach_connected), timeouts_(timeouts) {}
+Passthrough::Passthrough(asio::io_context& io, DeviceManager& manager, VmFactory make_vm, bool attach_connected)
+    : io_(io), manager_(manager), placements_(manager.placements()), make_vm_(std::move(make_vm)), attach_connected_(attach_connected) {}
 
 Passthrough::~Passthrough() {
   *alive_ = false;
   stop();
 }
 
-void Passthrough::start() {
-  for (const auto& vm : manager_.policy().config().vms) {
-    if (vm.type != "qemu") {
-      spdlog::warn("vm {}: type {} has no runtime backend yet; devices for it stay on the host", vm.name, vm.type);
-      continue;
+void Passthrough::spawn(asio::awaitable<void> work, const char* what) {
+  asio::co_spawn(io_, std::move(work), [what](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("passthrough: {} failed unexpectedly: {}", what, ex.what());
     }
-    auto qemu = std::make_unique<QemuVm>(io_, vm.name, vm.socket, timeouts_);
-    std::string name = vm.name;
+  });
+}
+
+void Passthrough::start() {
+  stopped_ = false;
+  for (const auto& config : manager_.policy().config().vms) {
+    auto vm = make_vm_(config);
+    if (auto why = vm->unsupported()) spdlog::warn("vm {}: {}; devices for it stay on the host", config.name, *why);
     auto alive = alive_;
-    qemu->on_up = [this, alive, name] {
-      if (*alive) asio::co_spawn(io_, vm_up(name), asio::detached);
+    std::string name = config.name;
+    vm->on_up = [this, alive, name] {
+      if (*alive && !stopped_) spawn(vm_up(name), "a VM coming up");
     };
-    qemu->on_down = [this, alive, name] {
-      if (*alive) vm_down(name);
+    vm->on_down = [this, alive, name] {
+      if (*alive && !stopped_) vm_down(name);
     };
-    vms_.emplace(name, std::move(qemu));
+    vms_.emplace(name, std::move(vm));
   }
   devices_ = manager_.registry().subscribe([this](const DeviceEvent& e) { on_device_event(e); });
   if (attach_connected_)
     for (const auto& d : manager_.registry().usb_devices())
-      if (!d.is_hub) asio::co_spawn(io_, plugged(d, true), asio::detached);
+      if (!d.is_hub) spawn(plugged(d, true), "attaching a connected device");
   for (auto& [name, vm] : vms_) vm->start();
 }
 
 void Passthrough::stop() {
+  stopped_ = true;
   devices_.reset();
   for (auto& [name, vm] : vms_) vm->stop();
+}
+
+Vm* Passthrough::vm(const std::string& name) {
+  auto it = vms_.find(name);
+  return it == vms_.end() ? nullptr : it->second.get();
 }
 
 void Passthrough::on_device_event(const DeviceEvent& event) {
   if (const auto* usb = std::get_if<UsbEvent>(&event)) {
     if (usb->device.is_hub || usb->action == DeviceAction::Changed) return;
-    if (usb->action == DeviceAction::Added) asio::co_spawn(io_, plugged(usb->device, false), asio::detached);
-    else asio::co_spawn(io_, unplugged(usb->device), asio::detached);
+    if (usb->action == DeviceAction::Added) spawn(plugged(usb->device, false), "a plug");
+    else spawn(unplugged(usb->device), "an unplug");
     return;
   }
   const auto& pci = std::get<PciEvent>(event);
-  if (pci.action == DeviceAction::Changed) return;
-  bool added = pci.action == DeviceAction::Added;
-  manager_.publish({{"event", added ? "pci_connected" : "pci_disconnected"}, {"pci_device", to_json(pci.device)}});
+  if (pci.action == DeviceAction::Added) manager_.publish(PciConnected{pci.device});
+  else if (pci.action == DeviceAction::Removed) manager_.publish(PciDisconnected{pci.device});
 }
 
 asio::awaitable<void> Passthrough::plugged(UsbDevice d, bool at_start) {
-  if (!at_start) manager_.publish({{"event", "usb_connected"}, {"usb_device", to_json(d)}});
+  if (!at_start) manager_.publish(UsbConnected{d});
   auto match = manager_.policy().match_usb(d);
   if (!match) co_return;
-  if (manager_.is_disconnected(d)) {
+  if (placements_.is_disconnected(d)) {
     spdlog::info("usb {}: detached by the user earlier; staying on the host", friendly_name(d));
     co_return;
   }
   std::optional<std::string> vm = match->target_vm;
   if (!vm) vm = at_start ? autoselect(d, *match) : saved_choice(d, *match);
   if (!vm) {
-    manager_.runtime().pending_select[d.sys_path] = match->allowed_vms;
-    manager_.publish({{"event", "usb_select_vm"}, {"usb_device", to_json(d)}, {"allowed_vms", match->allowed_vms}});
+    placements_.ask(d, match->allowed_vms);
+    manager_.publish(UsbSelectVm{d, match->allowed_vms});
     co_return;
   }
-  manager_.runtime().wanted[d.sys_path] = *vm;
-  co_await attach_when_possible(d, *vm);
+  auto cause = at_start ? Cause::start() : Cause::plug();
+  placements_.want(d, *vm, cause);
+  co_await attach_when_possible(d, *vm, cause);
 }
 
 asio::awaitable<void> Passthrough::unplugged(UsbDevice d) {
-  auto& rt = manager_.runtime();
-  rt.pending_select.erase(d.sys_path);
-  rt.wanted.erase(d.sys_path);
-  if (const auto* a = rt.attachment(d)) {
+  placements_.unplugged(d);
+  if (placements_.attachment(d)) {
     // Taken out at once: a replug at the same port must not mistake it for its own.
-    Attachment gone = *a;
-    rt.attached.erase(d.sys_path);
+    auto gone = *placements_.record_detached(d, Cause::unplug());
     std::string error;
-    auto vm = vms_.find(gone.vm);
-    if (vm != vms_.end() && vm->second->running()) error = co_await error_of(vm->second->detach_usb(gone.busnum, gone.devnum));
+    if (auto* vm = this->vm(gone.vm); vm && vm->running()) error = co_await error_of(vm->detach_usb(held_at(gone.busnum, gone.devnum)));
     if (!error.empty()) spdlog::error("usb {}: unplugged, but removing it from {} failed: {}", friendly_name(d), gone.vm, error);
-    spdlog::info("usb {}: detached from {}", friendly_name(d), gone.vm);
-    manager_.publish(detached_event(d, gone.vm));
+    manager_.publish(UsbDetached{d, gone.vm});
   }
-  manager_.publish({{"event", "usb_disconnected"}, {"usb_device", to_json(d)}});
+  manager_.publish(UsbDisconnected{d});
 }
 
 std::optional<std::string> Passthrough::saved_choice(const UsbDevice& d, const UsbMatch& match) const {
-  auto saved = manager_.selected_vm(d);
+  auto saved = placements_.saved_choice(d);
   return saved && match.allows(*saved) ? saved : std::nullopt;
 }
 
@@ -152,190 +159,218 @@ std::string Passthrough::autoselect(const UsbDevice& d, const UsbMatch& match) c
   return saved_choice(d, match).value_or(match.allowed_vms.front());
 }
 
-asio::awaitable<void> Passthrough::attach_when_possible(UsbDevice d, std::string vm) {
-  auto it = vms_.find(vm);
-  if (it == vms_.end()) {
-    spdlog::warn("usb {}: VM {} has no runtime backend; staying on the host", friendly_name(d), vm);
+asio::awaitable<void> Passthrough::attach_when_possible(UsbDevice d, std::string vm_name, Cause cause) {
+  auto* vm = this->vm(vm_name);
+  if (!vm) {
+    spdlog::warn("usb {}: VM {} is not managed (added to the config since start?); staying on the host", friendly_name(d), vm_name);
     co_return;
   }
-  if (!it->second->running()) {
-    spdlog::info("usb {}: VM {} is not running; attaching when it starts", friendly_name(d), vm);
+  if (auto why = vm->unsupported()) {
+    spdlog::error("usb {}: cannot attach to {}: {}; staying on the host", friendly_name(d), vm_name, *why);
     co_return;
   }
-  auto error = co_await error_of(attach(d, vm));
-  if (!error.empty()) spdlog::error("usb {}: attach to {} failed: {}", friendly_name(d), vm, error);
+  if (!vm->running()) {
+    spdlog::info("usb {}: VM {} is not running; attaching when it starts", friendly_name(d), vm_name);
+    co_return;
+  }
+  auto error = co_await error_of(attach(d, vm_name, cause));
+  if (!error.empty()) spdlog::error("usb {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
 }
 
-asio::awaitable<void> Passthrough::attach(const UsbDevice& d, const std::string& vm) {
-  auto& rt = manager_.runtime();
-  if (const auto* a = rt.attachment(d)) {
+asio::awaitable<void> Passthrough::attach(const UsbDevice& d, const std::string& vm, Cause cause) {
+  if (const auto* a = placements_.attachment(d)) {
     if (a->vm == vm) co_return;
     spdlog::info("usb {}: moving from {} to {}", friendly_name(d), a->vm, vm);
-    co_await detach_or_log(d, "removing it from its previous VM");
+    co_await detach_or_log(d, cause, "removing it from its previous VM");
   }
   auto& target = running_vm(vm);
-  co_await target.attach_usb(d.busnum, d.devnum);
+  co_await target.attach_usb(d);
   // Another attach of this device (a VM coming up while a plug was being handled) may have
   // finished while we waited for the VM: it is attached, and it was announced once already.
-  if (const auto* a = rt.attachment(d); a && a->vm == vm) co_return;
-  if (!still_present(manager_.registry(), d)) {  // unplugged while QEMU was busy
-    co_await error_of(target.detach_usb(d.busnum, d.devnum));  // best effort: the device is gone anyway
-    throw VmError("USB device " + d.device_node + " was unplugged during the attach");
+  if (const auto* a = placements_.attachment(d); a && a->vm == vm) co_return;
+  // What changed while the VM worked wins: an unplug, a user's detach or move, a reload.
+  std::string undone;
+  auto match = manager_.policy().match_usb(d);
+  if (!still_present(manager_.registry(), d)) undone = "was unplugged during the attach";
+  else if (placements_.wanted(d) != vm) undone = "was detached or moved during the attach";
+  else if (!match || !match->allows(vm)) undone = "is no longer allowed on " + vm + " (the config changed during the attach)";
+  if (!undone.empty()) {
+    auto error = co_await error_of(target.detach_usb(held_at(d.busnum, d.devnum)));
+    spdlog::info("usb {}: {}; taken out of {} again{}", friendly_name(d), undone, vm, error.empty() ? "" : " (failed: " + error + ")");
+    throw VmError("USB device " + d.device_node + " " + undone);
   }
-  rt.attached[d.sys_path] = Attachment{vm, d.busnum, d.devnum};
-  spdlog::info("usb {}: attached to {}", friendly_name(d), vm);
-  manager_.publish({{"event", "usb_attached"}, {"usb_device", to_json(d)}, {"vm", vm}});
+  placements_.record_attached(d, vm, cause);
+  manager_.publish(UsbAttached{d, vm});
 }
 
-asio::awaitable<void> Passthrough::detach(const UsbDevice& d) {
-  auto& rt = manager_.runtime();
-  const auto* a = rt.attachment(d);
+asio::awaitable<void> Passthrough::detach(const UsbDevice& d, Cause cause) {
+  const auto* a = placements_.attachment(d);
   if (!a) co_return;
-  std::string vm = a->vm;
-  auto vm_it = vms_.find(vm);
-  if (vm_it != vms_.end() && vm_it->second->running()) co_await vm_it->second->detach_usb(d.busnum, d.devnum);
-  rt.attached.erase(d.sys_path);
-  spdlog::info("usb {}: detached from {}", friendly_name(d), vm);
-  manager_.publish(detached_event(d, vm));
+  Attachment at = *a;
+  if (auto* vm = this->vm(at.vm); vm && vm->running()) co_await vm->detach_usb(held_at(at.busnum, at.devnum));
+  if (placements_.attachment(d) && placements_.record_detached(d, cause)) manager_.publish(UsbDetached{d, at.vm});
 }
 
-asio::awaitable<void> Passthrough::detach_or_log(const UsbDevice& d, const char* what) {
-  auto error = co_await error_of(detach(d));
+asio::awaitable<void> Passthrough::detach_or_log(const UsbDevice& d, Cause cause, const char* what) {
+  auto error = co_await error_of(detach(d, std::move(cause)));
   if (!error.empty()) spdlog::error("usb {}: {} failed: {}", friendly_name(d), what, error);
 }
 
 asio::awaitable<void> Passthrough::vm_up(std::string name) {
-  auto it = vms_.find(name);
-  if (it == vms_.end()) co_return;
-  auto& vm = *it->second;
-  auto& rt = manager_.runtime();
-  // Adopt what the VM already has from us (the daemon restarted), remove what no longer belongs there.
-  std::vector<QemuUsbDevice> present;
+  auto* vm = this->vm(name);
+  if (!vm) co_return;
+  manager_.publish(VmStarted{name});
+  auto cause = Cause::vm_up(name);
+  // Adopt what the VM already holds for us (the daemon restarted, or replaced the reference): a
+  // usb-host is recognised by its host address, whatever its id. Remove what no longer belongs.
+  std::vector<VmUsbDevice> present;
   try {
-    present = co_await vm.list_usb();
-  } catch (const VmError& e) {
+    present = co_await vm->list_usb();
+  } catch (const std::exception& e) {
     spdlog::warn("vm {}: cannot list its USB devices: {}", name, e.what());
   }
-  for (const auto& q : present) {
+  for (const auto& held : present) {
     std::optional<UsbDevice> owner;
     for (const auto& d : manager_.registry().usb_devices())
-      if (!d.is_hub && d.busnum == q.hostbus && d.devnum == q.hostaddr) owner = d;
+      if (!d.is_hub && d.busnum == held.hostbus && d.devnum == held.hostaddr) owner = d;
     auto match = owner ? manager_.policy().match_usb(*owner) : std::nullopt;
-    bool belongs = owner && q.attached && match && !manager_.is_disconnected(*owner) && match->allows(name);
+    bool belongs = owner && held.attached && match && !placements_.is_disconnected(*owner) && match->allows(name) &&
+                   placements_.wanted(*owner).value_or(name) == name;
     if (belongs) {
-      rt.attached[owner->sys_path] = Attachment{name, owner->busnum, owner->devnum};
-      rt.wanted[owner->sys_path] = name;
-      spdlog::info("vm {}: already has {} ({})", name, friendly_name(*owner), q.id);
-      manager_.publish({{"event", "usb_attached"}, {"usb_device", to_json(*owner)}, {"vm", name}});
+      placements_.want(*owner, name, cause);
+      if (placements_.attachment(*owner)) continue;
+      spdlog::info("vm {}: already holds {} ({})", name, friendly_name(*owner), held.id);
+      placements_.record_attached(*owner, name, cause);
+      manager_.publish(UsbAttached{*owner, name});
       continue;
     }
-    spdlog::info("vm {}: removing stale {}", name, q.id);
-    auto error = co_await error_of(vm.detach_usb(q.hostbus, q.hostaddr));
-    if (!error.empty()) spdlog::warn("vm {}: removing stale {} failed: {}", name, q.id, error);
+    if (!named_by_us_or_the_reference(held)) {  // someone else's (a start script's): not ours to remove
+      spdlog::info("vm {}: holds {} (host {}:{}), not added by vhotplug; leaving it", name, held.id, held.hostbus, held.hostaddr);
+      continue;
+    }
+    spdlog::info("vm {}: removing stale {}", name, held.id);
+    auto error = co_await error_of(vm->detach_usb(held));
+    if (!error.empty()) spdlog::warn("vm {}: removing stale {} failed: {}", name, held.id, error);
   }
-  // Then everything that belongs on this VM and is not there yet.
+  // Then everything that belongs on this VM and is not there yet, if the rules still say so.
   std::vector<UsbDevice> due;
-  for (const auto& [path, vm_name] : rt.wanted)
-    if (const auto* d = manager_.registry().find_usb(path); d && vm_name == name && !rt.attachment(*d)) due.push_back(*d);
-  for (const auto& d : due) co_await attach_when_possible(d, name);
+  for (const auto& path : placements_.wanted_on(name)) {
+    const auto* d = manager_.registry().find_usb(path);
+    if (!d || placements_.attachment(*d)) continue;
+    auto match = manager_.policy().match_usb(*d);
+    if (!match || !match->allows(name) || placements_.is_disconnected(*d)) {
+      placements_.unwant(*d, Cause::policy());
+      continue;
+    }
+    due.push_back(*d);
+  }
+  for (const auto& d : due) co_await attach_when_possible(d, name, cause);
 }
 
 void Passthrough::vm_down(const std::string& name) {
-  auto& rt = manager_.runtime();
-  std::vector<std::string> gone;
-  for (const auto& [path, a] : rt.attached)
-    if (a.vm == name) gone.push_back(path);
-  for (const auto& path : gone) {  // still wanted there: re-attached when the VM is back
-    rt.attached.erase(path);
-    if (const auto* d = manager_.registry().find_usb(path)) manager_.publish(detached_event(*d, name));
-  }
+  manager_.publish(VmStopped{name});
+  auto gone = placements_.attached_to(name);
+  for (const auto& path : gone)  // still wanted there: re-attached when the VM is back
+    if (const auto* d = manager_.registry().find_usb(path)) {
+      UsbDevice device = *d;
+      if (placements_.record_detached(device, Cause::vm_down(name))) manager_.publish(UsbDetached{device, name});
+    }
   if (!gone.empty()) spdlog::warn("vm {}: went away with {} USB device(s) attached", name, gone.size());
 }
 
-QemuVm& Passthrough::running_vm(const std::string& name) {
+Vm& Passthrough::running_vm(const std::string& name) {
   const auto* config = manager_.policy().config().find_vm(name);
   if (!config) throw VmError("VM " + name + " is not found in the config file");
-  auto it = vms_.find(name);
-  if (it == vms_.end()) throw VmError("Unsupported vm type: " + config->type);
-  if (!it->second->running()) throw VmError("VM " + name + " is not running");
-  return *it->second;
+  auto* vm = this->vm(name);
+  if (!vm) throw VmError("VM " + name + " is not managed until the daemon restarts");
+  if (auto why = vm->unsupported()) throw VmError(*why);
+  if (!vm->running()) throw VmError("VM " + name + " is not running");
+  return *vm;
 }
 
-asio::awaitable<ordered_json> Passthrough::run(const Command& command) {
+asio::awaitable<CommandResult> Passthrough::run(const Command& command, const Caller& caller) {
+  auto cause = Cause::request(caller);
   try {
-    if (const auto* a = std::get_if<UsbAttach>(&command)) co_return co_await attach_command(*a);
-    co_return co_await detach_command(std::get<UsbDetach>(command));
-  } catch (const VmError& e) {
-    co_return failed(e.what());
-  } catch (const QmpError& e) {
-    co_return failed(e.what());
+    if (const auto* a = std::get_if<UsbAttach>(&command)) co_return co_await attach_command(*a, cause);
+    co_return co_await detach_command(std::get<UsbDetach>(command), cause);
+  } catch (const std::exception& e) {
+    co_return CommandResult::failed(e.what());
   }
 }
 
-asio::awaitable<ordered_json> Passthrough::attach_command(const UsbAttach& command) {
+asio::awaitable<CommandResult> Passthrough::attach_command(const UsbAttach& command, const Cause& cause) {
   const auto& s = command.selector;
   auto devices = manager_.select(s);
-  auto& rt = manager_.runtime();
   if (s.kind() == DeviceSelector::Kind::Tag) {
     // Tag attach: every device of the tag, including ones the user detached (the kill switch's "unblock").
     for (const auto& d : devices) {
-      manager_.store().set_disconnected(persistent_id(d), false);
-      auto match = manager_.policy().match_usb(d);
+      auto match = manager_.policy().match_usb(d);  // the policy may have been reloaded during an earlier device's attach
+      if (!match || match->tag != s.tag) continue;
+      placements_.set_disconnected(d, false, cause);
       std::string vm = match->target_vm ? *match->target_vm : autoselect(d, *match);
-      rt.wanted[d.sys_path] = vm;
-      rt.pending_select.erase(d.sys_path);
-      co_await attach_when_possible(d, vm);
+      placements_.want(d, vm, cause);
+      placements_.answered(d);
+      co_await attach_when_possible(d, vm, cause);
     }
-    co_return ok();
+    co_return CommandResult::ok();
   }
-  if (devices.empty()) co_return failed(not_found(s));
-  if (devices.size() > 1) co_return failed(ambiguous(devices));
+  if (devices.empty()) co_return CommandResult::failed(not_found(s));
+  if (devices.size() > 1) co_return CommandResult::failed(ambiguous(devices));
   const auto d = devices.front();
   auto match = manager_.policy().match_usb(d);
-  if (!match) co_return failed("No VM found for " + friendly_name(d));
+  if (!match) co_return CommandResult::failed("No VM found for " + friendly_name(d));
   std::string vm;
   if (match->target_vm) {
     if (command.vm && *command.vm != *match->target_vm)
-      co_return failed("Selected VM " + *command.vm + " but target VM is set to " + *match->target_vm);
+      co_return CommandResult::failed("Selected VM " + *command.vm + " but target VM is set to " + *match->target_vm);
     vm = *match->target_vm;
   } else if (command.vm) {
-    if (!match->allows(*command.vm)) co_return failed("Selected VM " + *command.vm + " is not allowed");
+    if (!match->allows(*command.vm)) co_return CommandResult::failed("Selected VM " + *command.vm + " is not allowed");
     vm = *command.vm;
-    manager_.store().set_selected_vm(persistent_id(d), vm);
+    placements_.save_choice(d, vm, cause);
   } else {
     vm = autoselect(d, *match);
   }
   running_vm(vm);  // the reference's config and type checks, and ours: the VM must be up
-  co_await attach(d, vm);
-  manager_.store().set_disconnected(persistent_id(d), false);
-  rt.wanted[d.sys_path] = vm;
-  rt.pending_select.erase(d.sys_path);
-  co_return ok();
+  auto before = placements_.wanted(d);
+  placements_.want(d, vm, cause);
+  auto error = co_await error_of(attach(d, vm, cause));
+  if (!error.empty()) {
+    if (placements_.wanted(d) == vm) {  // nothing else changed the intent meanwhile: put it back
+      if (before) placements_.want(d, *before, cause);
+      else placements_.unwant(d, cause);
+    }
+    co_return CommandResult::failed(error);
+  }
+  placements_.set_disconnected(d, false, cause);
+  placements_.answered(d);
+  co_return CommandResult::ok();
 }
 
-asio::awaitable<ordered_json> Passthrough::detach_command(const UsbDetach& command) {
+asio::awaitable<CommandResult> Passthrough::detach_command(const UsbDetach& command, const Cause& cause) {
   const auto& s = command.selector;
   auto devices = manager_.select(s);
-  auto& rt = manager_.runtime();
   auto forget = [&](const UsbDevice& d) {  // detached by the user: stays on the host until attached again
-    manager_.store().set_disconnected(persistent_id(d), true);
-    rt.wanted.erase(d.sys_path);
-    rt.pending_select.erase(d.sys_path);
+    placements_.set_disconnected(d, true, cause);
+    placements_.unwant(d, cause);
+    placements_.answered(d);
   };
   if (s.kind() == DeviceSelector::Kind::Tag) {
     for (const auto& d : devices) {
       forget(d);
-      co_await detach_or_log(d, "detach");
+      co_await detach_or_log(d, cause, "detach");
     }
-    co_return ok();
+    co_return CommandResult::ok();
   }
-  if (devices.empty()) co_return failed(not_found(s));
-  if (devices.size() > 1) co_return failed(ambiguous(devices));
+  if (devices.empty()) co_return CommandResult::failed(not_found(s));
+  if (devices.size() > 1) co_return CommandResult::failed(ambiguous(devices));
   const auto d = devices.front();
+  // Not attached and not on its way (an attach in flight, or waiting for its VM): nothing changes, as the reference.
+  if (!placements_.attachment(d) && !placements_.wanted(d))
+    co_return CommandResult::failed("Device " + friendly_name(d) + " is not attached to any VM");
   forget(d);
-  if (!rt.attachment(d)) co_return failed("Device " + friendly_name(d) + " is not attached to any VM");
-  co_await detach(d);
-  co_return ok();
+  co_await detach(d, cause);
+  co_return CommandResult::ok();
 }
 
 }  // namespace vhp

@@ -1,8 +1,10 @@
 #include "vmm/qemu_vm.h"
 
+#include <filesystem>
+
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 namespace vhp {
@@ -12,15 +14,47 @@ using json = nlohmann::json;
 
 namespace {
 constexpr const char* kUsbPrefix = "vhp-usb-";
+const char* const kContainers[] = {"/machine/peripheral", "/machine/peripheral-anon"};
 
-// Arguments are built outside co_await expressions: GCC 12 miscompiles braced temporaries there.
+// Arguments are built outside co_await expressions: GCC 12 destroys temporaries there twice
+// (braced initialisers, lambdas converted to std::function). Build them as locals first.
 json qom_get(const std::string& path, const char* property) { return {{"path", path}, {"property", property}}; }
 json by_id(const std::string& id) { return {{"id", id}}; }
+
+std::string millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+// The monitor could not be had: nobody listens (down), or someone else holds it (busy).
+struct MonitorUnreachable : VmError {
+  MonitorUnreachable(const std::string& text, bool busy) : VmError(text), busy(busy) {}
+  bool busy;
+};
+
+// DEVICE_DELETED names a device by id, or (anonymous ones) only by QOM path.
+bool names(const json& data, const std::string& id) {
+  if (!data.is_object()) return false;
+  auto device = data.find("device"), path = data.find("path");
+  return (device != data.end() && *device == id) ||
+         (path != data.end() && (*path == id || *path == "/machine/peripheral/" + id));
 }
 
+asio::awaitable<void> pause(asio::io_context& io, std::chrono::milliseconds d) {
+  asio::steady_timer timer(io);
+  timer.expires_after(d);
+  boost::system::error_code ignored;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+}  // namespace
+
 QemuVm::QemuVm(asio::io_context& io, std::string name, std::string socket_path, QemuTimeouts timeouts)
-    : io_(io), name_(std::move(name)), socket_path_(std::move(socket_path)), timeouts_(timeouts),
-      operations_(io.get_executor()) {}
+    : Vm(std::move(name)),
+      io_(io),
+      socket_path_(std::move(socket_path)),
+      timeouts_(timeouts),
+      operations_(io.get_executor()),
+      socket_watch_(io, socket_path_, timeouts.watch_fallback, [this] { probe(timeouts_.probe_retries); }),
+      process_(io),
+      probe_timer_(io) {}
 
 QemuVm::~QemuVm() {
   *alive_ = false;
@@ -33,143 +67,295 @@ std::string QemuVm::usb_id(int busnum, int devnum) {
 
 void QemuVm::start() {
   stopped_ = false;
-  asio::co_spawn(io_, keep_connected(), asio::detached);
+  probing_ = false;
+  socket_watch_.start();
+  probe();
 }
 
 void QemuVm::stop() {
   stopped_ = true;
-  if (client_) {
-    client_->on_closed = nullptr;
-    client_->close();
-  }
+  socket_watch_.stop();
+  process_.cancel();
+  probe_timer_.cancel();
+  if (conn_) conn_->close();  // an operation in flight fails at once; the ones queued find us stopped
+  conn_.reset();
+  up_ = false;
 }
 
-asio::awaitable<void> QemuVm::keep_connected() {
+// ---- lifecycle --------------------------------------------------------------------------------
+
+void QemuVm::probe(int retries) {
+  if (stopped_) return;
+  if (probing_) {
+    probe_again_ = true;
+    probe_again_retries_ = std::max(probe_again_retries_, retries);
+    return;
+  }
+  probing_ = true;
   auto alive = alive_;
-  asio::steady_timer pause(io_);
-  bool reported_down = false;
-  while (*alive && !stopped_) {
-    auto client = std::make_shared<QmpClient>(io_.get_executor());
-    AsyncEvent closed(io_.get_executor());
+  asio::co_spawn(io_, probe_loop(retries), [this, alive](std::exception_ptr e) {
+    if (!*alive) return;
+    probing_ = false;
+    if (e) spdlog::error("vm {}: probe failed unexpectedly", name());  // probe_loop catches what it expects
+  });
+}
+
+asio::awaitable<void> QemuVm::probe_loop(int retries) {
+  auto alive = alive_;
+  while (true) {
+    probe_again_ = false;
+    std::optional<pid_t> pid;
+    std::string failure;
+    bool busy = false;
     try {
-      co_await client->connect(socket_path_, timeouts_.connect);
-      if (!*alive || stopped_) co_return;
-      client->on_closed = [&closed] { closed.set(); };
-      client_ = client;
-      spdlog::info("vm {}: QMP connected on {}", name_, socket_path_);
-      reported_down = false;
-      if (on_up) on_up();
-      while (!co_await closed.wait(std::chrono::hours(1))) {
-        if (!*alive || stopped_) co_return;
+      Body status = [this, &pid](QmpConnection& c) -> asio::awaitable<void> {
+        co_await execute(c, "query-status", nullptr);
+        pid = c.peer_pid();
+      };
+      co_await borrowed("query-status", std::move(status), false);
+    } catch (const MonitorUnreachable& e) {
+      failure = e.what();
+      busy = e.busy;
+    } catch (const VmError& e) {  // its queue is long: operations are running, so it is there
+      failure = e.what();
+      busy = true;
+    }
+    if (!*alive || stopped_) co_return;
+    if (failure.empty()) {
+      set_up(pid);
+    } else if (busy) {  // QEMU is there, but its monitor is someone else's for now
+      spdlog::debug("vm {}: {}", name(), failure);
+      if (!up_) probe_later(timeouts_.busy_retry_interval, 0);
+    } else if (retries > 0 && std::filesystem::exists(socket_path_)) {
+      probe_later(timeouts_.probe_retry_interval, retries - 1);  // maybe between QEMU's bind() and listen()
+    } else {
+      set_down(failure);
+    }
+    if (!probe_again_) co_return;
+    retries = std::exchange(probe_again_retries_, 0);
+  }
+}
+
+void QemuVm::probe_later(std::chrono::milliseconds after, int retries) {
+  probe_timer_.expires_after(after);
+  auto alive = alive_;
+  probe_timer_.async_wait([this, alive, retries](boost::system::error_code ec) {
+    if (!ec && *alive) probe(retries);
+  });
+}
+
+void QemuVm::set_up(std::optional<pid_t> pid) {
+  if (up_ && pid && process_.pid() != *pid) set_down("a new QEMU process answers on its socket");  // restarted unseen
+  if (up_) return;
+  up_ = true;
+  auto alive = alive_;
+  bool watched = pid && process_.watch(*pid, [this, alive] {
+    if (*alive && !stopped_) set_down("its QEMU process exited");
+  });
+  spdlog::info("vm {}: up (QMP on {}{})", name(), socket_path_,
+               watched ? ", QEMU pid " + std::to_string(*pid) : std::string(", its process cannot be watched"));
+  announce_up();
+}
+
+void QemuVm::set_down(const std::string& why) {
+  if (!up_) {
+    spdlog::debug("vm {}: not reachable ({})", name(), why);
+    return;
+  }
+  up_ = false;
+  process_.cancel();
+  ids_.clear();
+  spdlog::warn("vm {}: down ({})", name(), why);
+  announce_down();
+}
+
+// ---- the borrowed monitor ---------------------------------------------------------------------
+
+asio::awaitable<void> QemuVm::borrowed(std::string what, Body body, bool need_up) {
+  auto alive = alive_;
+  auto not_running = [&] { return VmError("VM " + name() + " is not running"); };
+  if (stopped_ || (need_up && !up_)) throw not_running();
+  auto lock = co_await operations_.lock(timeouts_.operation);
+  if (!*alive || stopped_ || (need_up && !up_)) throw not_running();
+  if (!lock) throw VmError("VM " + name() + " is busy: " + what + " waited " + millis(timeouts_.operation) + " for its turn");
+
+  // The whole operation has a deadline: past it the connection is closed, which fails the step in flight.
+  struct Deadline {
+    std::shared_ptr<QmpConnection> conn;
+    bool expired = false;
+  };
+  auto deadline = std::make_shared<Deadline>();
+  asio::steady_timer timer(io_);
+  timer.expires_after(timeouts_.operation);
+  timer.async_wait([weak = std::weak_ptr<Deadline>(deadline)](boost::system::error_code ec) {
+    auto d = weak.lock();
+    if (ec || !d) return;
+    d->expired = true;
+    if (d->conn) d->conn->close();
+  });
+
+  std::string failure;
+  bool unreachable = false, busy = false, connection_broken = false;
+  try {
+    if (!conn_ || !conn_->is_open()) {
+      conn_ = std::make_shared<QmpConnection>(io_.get_executor());
+      deadline->conn = conn_;
+      try {
+        co_await conn_->open(socket_path_, timeouts_.connect);
+      } catch (const QmpError& e) {
+        busy = e.error_class == "Timeout";  // connected, but no greeting: another client has the monitor
+        unreachable = true;
+        failure = busy ? "VM " + name() + ": its monitor gave no greeting within " + millis(timeouts_.connect) +
+                             " (another client holds it?)"
+                       : "VM " + name() + " is not running (" + e.what() + ")";
       }
-      if (!*alive) co_return;
-      client_.reset();
-      spdlog::warn("vm {}: QMP connection lost", name_);
-      if (on_down && !stopped_) on_down();
-    } catch (const QmpError& e) {
-      if (!*alive) co_return;
-      if (!reported_down) spdlog::info("vm {}: not reachable ({}); retrying every {} ms", name_, e.what(),
-                                       timeouts_.reconnect_interval.count());
-      reported_down = true;
     }
-    pause.expires_after(timeouts_.reconnect_interval);
-    boost::system::error_code ignored;
-    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    if (!unreachable) {
+      deadline->conn = conn_;
+      co_await body(*conn_);
+    }
+  } catch (const VmError& e) {
+    failure = e.what();
+  } catch (const QmpError& e) {  // QEMU's own error the body did not handle
+    failure = e.what();
   }
+  timer.cancel();
+  if (deadline->expired) failure = "VM " + name() + " did not complete " + what + " within " + millis(timeouts_.operation);
+  connection_broken = unreachable || !conn_ || !conn_->is_open();
+  if (connection_broken || operations_.waiting() == 0 || stopped_) {
+    if (conn_) conn_->close();
+    conn_.reset();
+  }
+  if (failure.empty()) co_return;
+  if (!need_up) throw MonitorUnreachable(failure, busy);  // the probe tells these apart
+  if (connection_broken && !busy && !stopped_) probe();  // it looked up, and the session broke: find out
+  if (unreachable && !busy) throw not_running();
+  throw VmError(failure);
 }
 
-std::shared_ptr<QmpClient> QemuVm::client_or_throw() {
-  if (!running()) throw VmError("VM " + name_ + " is not running");
-  return client_;
-}
-
-asio::awaitable<json> QemuVm::execute(const std::string& command, json arguments) {
-  auto client = client_or_throw();
+asio::awaitable<json> QemuVm::execute(QmpConnection& c, const std::string& command, json arguments) {
+  spdlog::debug("qmp: -> {} on {}", command, name());
   try {
-    co_return co_await client->execute(command, std::move(arguments), timeouts_.command);
+    co_return co_await c.execute(command, std::move(arguments), timeouts_.command);
   } catch (const QmpError& e) {
-    if (e.error_class == "Disconnected") throw VmError("VM " + name_ + " went away during " + command);
-    if (e.error_class == "Timeout") throw VmError("VM " + name_ + " did not answer " + command);
-    throw;  // QEMU's own error: the caller decides
+    if (!e.local()) throw;  // QEMU's own error: the caller decides
+    c.close();              // a late or garbled answer would desynchronise the session
+    if (e.error_class == "Timeout") throw VmError("VM " + name() + " did not answer " + command);
+    if (e.error_class == "Protocol") throw VmError("VM " + name() + " sent a malformed answer to " + command + ": " + e.what());
+    throw VmError("VM " + name() + " went away during " + command);
   }
 }
 
-asio::awaitable<void> QemuVm::attach_usb(int busnum, int devnum) {
-  auto lock = co_await operations_.lock();
-  auto id = usb_id(busnum, devnum);
-  json args{{"driver", "usb-host"}, {"id", id}, {"hostbus", busnum}, {"hostaddr", devnum}};
-  for (int attempt = 0;; ++attempt) {
-    std::string error;
-    spdlog::debug("qmp: -> device_add {} on {}", id, name_);
-    try {
-      co_await execute("device_add", args);
-      break;
-    } catch (const QmpError& e) {
-      error = e.what();
+// ---- USB --------------------------------------------------------------------------------------
+
+asio::awaitable<void> QemuVm::attach_usb(const UsbDevice& device) {
+  int bus = device.busnum, addr = device.devnum;
+  Body body = [this, bus, addr](QmpConnection& c) -> asio::awaitable<void> {
+    auto id = usb_id(bus, addr);
+    json args{{"driver", "usb-host"}, {"id", id}, {"hostbus", bus}, {"hostaddr", addr}};
+    for (int attempt = 0;; ++attempt) {
+      std::string error;
+      try {
+        co_await execute(c, "device_add", args);
+        break;
+      } catch (const QmpError& e) {
+        error = e.what();
+      }
+      if (error.starts_with("Duplicate device ID")) break;  // ours already: verify below
+      if (!error.starts_with("failed to find host usb device") || attempt >= timeouts_.attach_retries) throw VmError(error);
+      co_await pause(io_, timeouts_.attach_retry_interval);
     }
-    if (error.starts_with("Duplicate device ID")) break;  // ours already: verify below
-    if (!error.starts_with("failed to find host usb device") || attempt >= timeouts_.attach_retries) throw VmError(error);
-    asio::steady_timer pause(io_);
-    pause.expires_after(timeouts_.attach_retry_interval);
-    boost::system::error_code ignored;
-    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  }
-  json attached;
-  try {
     auto args_attached = qom_get("/machine/peripheral/" + id, "attached");
-    attached = co_await execute("qom-get", std::move(args_attached));
-  } catch (const QmpError& e) {
-    throw VmError(e.what());
-  }
-  if (attached != true) {
-    bool removed = true;
+    auto attached = co_await execute(c, "qom-get", std::move(args_attached));
+    if (attached != true) {
+      bool removed = true;
+      auto args_del = by_id(id);
+      try {
+        co_await execute(c, "device_del", std::move(args_del));
+      } catch (const std::exception&) {
+        removed = false;
+      }
+      throw VmError("QEMU added " + id + " but did not attach the host device" + (removed ? "" : " (and could not remove it)"));
+    }
+    ids_[{bus, addr}] = id;
+  };
+  co_await borrowed("device_add", std::move(body));
+}
+
+asio::awaitable<void> QemuVm::detach_usb(const VmUsbDevice& device) {
+  Body body = [this, device](QmpConnection& c) -> asio::awaitable<void> {
+    std::pair<int, int> address{device.hostbus, device.hostaddr};
+    std::string id = device.id;
+    if (id.empty())
+      if (auto known = ids_.find(address); known != ids_.end()) id = known->second;
+    if (id.empty())  // not seen since the VM came up: find it by what it is
+      for (const auto& held : co_await scan_usb(c))
+        if (held.hostbus == device.hostbus && held.hostaddr == device.hostaddr) id = held.id;
+    if (id.empty()) co_return;  // QEMU holds nothing at that address
     auto args_del = by_id(id);
     try {
-      co_await execute("device_del", std::move(args_del));
-    } catch (const std::exception&) {
-      removed = false;
+      co_await execute(c, "device_del", std::move(args_del));
+    } catch (const QmpError& e) {
+      if (e.error_class != "DeviceNotFound") throw VmError(e.what());
+      id.clear();  // not there: nothing to detach
     }
-    throw VmError("QEMU added " + id + " but did not attach the host device" + (removed ? "" : " (and could not remove it)"));
-  }
+    if (id.empty()) {
+      ids_.erase(address);
+      co_return;
+    }
+    std::function<bool(const json&)> deleted = [id](const json& data) { return names(data, id); };  // not a temporary in co_await: GCC 12
+    try {
+      co_await c.wait_event("DEVICE_DELETED", std::move(deleted), timeouts_.device_deleted);
+    } catch (const QmpError& e) {
+      if (e.error_class == "Timeout") throw VmError("VM " + name() + " did not confirm the removal of " + id);
+      c.close();
+      throw VmError("VM " + name() + " went away during device_del");
+    }
+    ids_.erase(address);
+  };
+  co_await borrowed("device_del", std::move(body));
 }
 
-asio::awaitable<void> QemuVm::detach_usb(int busnum, int devnum) {
-  auto lock = co_await operations_.lock();
-  auto client = client_or_throw();
-  auto id = usb_id(busnum, devnum);
-  auto deleted = client->expect_event("DEVICE_DELETED", [id](const json& data) { return data.value("device", "") == id; });
-  auto args_del = by_id(id);
-  try {
-    co_await execute("device_del", std::move(args_del));
-  } catch (const QmpError& e) {
-    if (e.error_class == "DeviceNotFound") co_return;  // not there: nothing to detach
-    throw VmError(e.what());
-  }
-  if (!co_await deleted->arrived.wait(timeouts_.device_deleted))
-    throw VmError("VM " + name_ + " did not confirm the removal of " + id);
+asio::awaitable<std::vector<VmUsbDevice>> QemuVm::list_usb() {
+  std::vector<VmUsbDevice> out;
+  Body body = [this, &out](QmpConnection& c) -> asio::awaitable<void> { out = co_await scan_usb(c); };
+  co_await borrowed("qom-list", std::move(body));
+  co_return out;
 }
 
-asio::awaitable<std::vector<QemuUsbDevice>> QemuVm::list_usb() {
-  auto lock = co_await operations_.lock();
-  std::vector<QemuUsbDevice> out;
-  try {
-    json args_list{{"path", "/machine/peripheral"}};
-    auto children = co_await execute("qom-list", std::move(args_list));
+asio::awaitable<std::vector<VmUsbDevice>> QemuVm::scan_usb(QmpConnection& c) {
+  std::vector<VmUsbDevice> out;
+  auto integer = [this](const json& v) {
+    if (!v.is_number_integer()) throw VmError("VM " + name() + " sent a malformed answer to qom-get: " + v.dump());
+    return v.get<int>();
+  };
+  for (const std::string container : kContainers) {
+    json children;
+    try {
+      json args{{"path", container}};
+      children = co_await execute(c, "qom-list", std::move(args));
+    } catch (const QmpError&) {
+      continue;  // no such container on this machine type
+    }
+    if (!children.is_array()) throw VmError("VM " + name() + " sent a malformed answer to qom-list");
     for (const auto& child : children) {
-      std::string name = child.value("name", "");
-      if (!name.starts_with(kUsbPrefix) || child.value("type", "") != "child<usb-host>") continue;
-      auto path = "/machine/peripheral/" + name;
-      QemuUsbDevice d{name, 0, 0, false};
+      if (!child.is_object() || child.value("type", json()) != "child<usb-host>") continue;
+      auto name_it = child.find("name");
+      if (name_it == child.end() || !name_it->is_string()) continue;
+      std::string name = *name_it;
+      auto path = container + "/" + name;
       auto bus_args = qom_get(path, "hostbus"), addr_args = qom_get(path, "hostaddr"), attached_args = qom_get(path, "attached");
-      d.hostbus = (co_await execute("qom-get", std::move(bus_args))).get<int>();
-      d.hostaddr = (co_await execute("qom-get", std::move(addr_args))).get<int>();
-      d.attached = (co_await execute("qom-get", std::move(attached_args))) == true;
-      out.push_back(d);
+      VmUsbDevice held;
+      held.id = container == kContainers[0] ? name : path;  // device_del takes an id or a QOM path
+      auto hostbus = co_await execute(c, "qom-get", std::move(bus_args));
+      auto hostaddr = co_await execute(c, "qom-get", std::move(addr_args));
+      auto attached = co_await execute(c, "qom-get", std::move(attached_args));
+      held.hostbus = integer(hostbus);
+      held.hostaddr = integer(hostaddr);
+      held.attached = attached == true;
+      if (held.attached) ids_[{held.hostbus, held.hostaddr}] = held.id;
+      out.push_back(held);
     }
-  } catch (const QmpError& e) {
-    throw VmError(e.what());
-  } catch (const json::exception& e) {
-    throw VmError(std::string("unexpected QOM answer: ") + e.what());
   }
   co_return out;
 }

@@ -1,79 +1,91 @@
 #pragma once
-// One QEMU VM over QMP: a connection that comes back when the VM's socket does, and USB
-// passthrough operations serialised per VM (different VMs proceed in parallel).
+// A QEMU VM over QMP, with its monitor borrowed, never kept: QEMU serves one monitor client at a
+// time, and the VM's owner needs it too (Ghaf stops VMs with `system_powerdown` on that socket).
+// The connection is opened when an operation starts, handed on to the operations queued behind
+// it, and closed when the queue is empty. Whether the VM is up is learnt without holding it:
+// inotify on the socket's directory and a pidfd on the QEMU process, each confirmed by a probe
+// (connect, capabilities, query-status, close).
 #include <chrono>
-#include <functional>
+#include <map>
 #include <memory>
-#include <stdexcept>
+#include <optional>
 #include <string>
-#include <vector>
+#include <utility>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "common/async_mutex.h"
-#include "device/usb_device.h"
-#include "vmm/qmp_client.h"
+#include "vmm/path_watch.h"
+#include "vmm/process_watch.h"
+#include "vmm/qmp_connection.h"
+#include "vmm/vm.h"
 
 namespace vhp {
 
-// An operation failed; the message is what the API answers (QEMU's own text where it has one).
-struct VmError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 struct QemuTimeouts {
-  std::chrono::milliseconds connect{2000};
-  std::chrono::milliseconds command{5000};
-  std::chrono::milliseconds reconnect_interval{500};
+  std::chrono::milliseconds connect{2000};     // connect, greeting and capabilities
+  std::chrono::milliseconds command{5000};     // each command
+  std::chrono::milliseconds operation{15000};  // a whole operation, its wait for its turn included
   std::chrono::milliseconds device_deleted{5000};
+  // A probe after the socket changed may find QEMU between bind() and listen(): it is tried again.
+  int probe_retries = 10;
+  std::chrono::milliseconds probe_retry_interval{100};
+  std::chrono::milliseconds busy_retry_interval{1000};  // the monitor is someone else's for now
+  std::chrono::milliseconds watch_fallback{500};        // probe interval where the directory cannot be watched
   // QEMU's libusb may not have seen a device udev just announced: retry "failed to find host usb device".
   int attach_retries = 20;
   std::chrono::milliseconds attach_retry_interval{100};
 };
 
-// A usb-host device of ours that the VM has (found through its QOM tree).
-struct QemuUsbDevice {
-  std::string id;
-  int hostbus = 0, hostaddr = 0;
-  bool attached = false;
-};
-
-class QemuVm {
+class QemuVm : public Vm {
  public:
   QemuVm(boost::asio::io_context& io, std::string name, std::string socket_path, QemuTimeouts timeouts = {});
-  ~QemuVm();
-  QemuVm(const QemuVm&) = delete;
-  QemuVm& operator=(const QemuVm&) = delete;
+  ~QemuVm() override;
 
-  void start();  // keep a QMP connection, reconnecting while the VM is away
-  void stop();
+  void start() override;
+  void stop() override;
+  bool running() const override { return up_; }
 
-  const std::string& name() const { return name_; }
-  bool running() const { return client_ && client_->connected(); }
-  // Called on the loop when QMP comes up (VM started, or we started) and when it goes away.
-  std::function<void()> on_up, on_down;
+  // usb-host by hostbus+hostaddr, then verified with qom-get attached.
+  boost::asio::awaitable<void> attach_usb(const UsbDevice& device) override;
+  // device_del, then DEVICE_DELETED.
+  boost::asio::awaitable<void> detach_usb(const VmUsbDevice& device) override;
+  // Every usb-host in /machine/peripheral and /machine/peripheral-anon, by its QOM properties.
+  boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() override;
 
   // The id we give a device: cannot collide, unlike the reference's "usb<bus><dev>".
   static std::string usb_id(int busnum, int devnum);
-
-  // usb-host by hostbus+hostaddr, then verified with qom-get attached. Throws VmError.
-  boost::asio::awaitable<void> attach_usb(int busnum, int devnum);
-  // device_del, then DEVICE_DELETED. A device QEMU no longer has counts as detached. Throws VmError.
-  boost::asio::awaitable<void> detach_usb(int busnum, int devnum);
-  boost::asio::awaitable<std::vector<QemuUsbDevice>> list_usb();
+  // Whether a connection to the monitor is open now (it is only while operations are queued).
+  bool monitor_open() const { return conn_ && conn_->is_open(); }
 
  private:
-  boost::asio::awaitable<void> keep_connected();
-  boost::asio::awaitable<nlohmann::json> execute(const std::string& command, nlohmann::json arguments);
-  std::shared_ptr<QmpClient> client_or_throw();
+  using Body = std::function<boost::asio::awaitable<void>(QmpConnection&)>;
+  // Runs `body` with the monitor: waits for its turn, connects unless the operation before it left
+  // the connection open for it, and closes the connection when nothing else is queued.
+  boost::asio::awaitable<void> borrowed(std::string what, Body body, bool need_up = true);
+  // A command; QEMU's own errors come back as QmpError, the rest as VmError.
+  boost::asio::awaitable<nlohmann::json> execute(QmpConnection& c, const std::string& command, nlohmann::json arguments);
+  boost::asio::awaitable<std::vector<VmUsbDevice>> scan_usb(QmpConnection& c);
+
+  void probe(int retries = 0);  // starts a probe unless one runs; then it runs once more
+  boost::asio::awaitable<void> probe_loop(int retries);
+  void probe_later(std::chrono::milliseconds after, int retries);
+  void set_up(std::optional<pid_t> pid);
+  void set_down(const std::string& why);
 
   boost::asio::io_context& io_;
-  std::string name_, socket_path_;
+  std::string socket_path_;
   QemuTimeouts timeouts_;
-  std::shared_ptr<QmpClient> client_;
   AsyncMutex operations_;
+  std::shared_ptr<QmpConnection> conn_;  // only while operations are queued
+  PathWatch socket_watch_;
+  ProcessWatch process_;
+  boost::asio::steady_timer probe_timer_;
+  std::map<std::pair<int, int>, std::string> ids_;  // what QEMU calls the device at a host address
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  bool stopped_ = false;
+  bool up_ = false, stopped_ = true, probing_ = false, probe_again_ = false;
+  int probe_again_retries_ = 0;
 };
 
 }  // namespace vhp

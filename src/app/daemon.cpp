@@ -1,0 +1,143 @@
+#include "app/daemon.h"
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+namespace vhp {
+
+namespace {
+
+void log_event(const DeviceEvent& event) {
+  std::visit(
+      [](const auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, UsbEvent>)
+          spdlog::info("USB {} {} {}:{} {} {}{}", to_string(e.action), e.device.sys_name, e.device.vid, e.device.pid,
+                       e.device.vendor_name.value_or("?"), e.device.product_name.value_or("?"), e.device.is_hub ? " (hub)" : "");
+        else
+          spdlog::info("PCI {} {} {}:{} {} {}", to_string(e.action), e.device.address, e.device.vid, e.device.did,
+                       e.device.vendor_name.value_or("?"), e.device.device_name.value_or("?"));
+      },
+      event);
+}
+
+}  // namespace
+
+Config load_config_or_default(const std::string& path) {
+  std::error_code ec;
+  bool exists = std::filesystem::exists(path, ec);
+  if (ec) throw ConfigError(path + ": " + ec.message());
+  if (!exists) {
+    spdlog::info("no config file at {}; running on the built-in default (API on the Unix socket, no VMs, no rules)", path);
+    return builtin_config();
+  }
+  auto config = load_config_file(path);
+  for (const auto& w : config.warnings) spdlog::warn("config: {}", w);
+  spdlog::info("loaded config {}: {} VMs, {} USB and {} PCI rule groups", path, config.vms.size(), config.usb.size(),
+               config.pci.size());
+  return config;
+}
+
+Daemon::Daemon(DaemonOptions options)
+    : options_(std::move(options)), modules_(make_kmod_resolver()), watcher_(io_, registry_), signals_(io_), hangup_(io_) {
+  auto config = load_config_or_default(options_.config_path);
+  api_config_ = config.general.api;
+  store_ = std::make_unique<StateStore>(config.general.persistency ? config.general.state_path : "");
+  manager_ = std::make_unique<DeviceManager>(registry_, std::make_shared<const Policy>(std::move(config), modules_), *store_);
+  VmFactory make_vm = default_vm_factory(io_);
+  if (options_.make_vm) make_vm = [this](const VmConfig& c) { return options_.make_vm(io_, c); };
+  passthrough_ = std::make_unique<Passthrough>(io_, *manager_, std::move(make_vm), options_.attach_connected);
+}
+
+Daemon::~Daemon() {
+  stop();
+  drain();
+}
+
+void Daemon::start() {
+  logging_ = registry_.subscribe(log_event);
+  watcher_.start();
+  spdlog::info("watching {} USB and {} PCI devices", registry_.usb_devices().size(), registry_.pci_devices().size());
+  passthrough_->start();
+  // Handlers first: a signal that arrives once clients can connect must find them installed.
+  if (options_.handle_signals) {
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    signals_.async_wait([this](boost::system::error_code ec, int signo) {
+      if (ec) return;
+      spdlog::info("signal {}: shutting down", signo);
+      stop();
+    });
+    hangup_.add(SIGHUP);
+    wait_for_hangup();
+  }
+  const auto& config = manager_->policy().config();
+  if (api_config_.enable && !api_config_.transports.empty()) {
+    api_.emplace(io_, *manager_, api_config_, passthrough_.get());
+    api_->start();
+  } else {
+    spdlog::info("api: disabled or no transports configured");
+  }
+  if (config.general.thunder.enable) {
+    thunder_.emplace(io_, *manager_, config.general.thunder);
+    thunder_->start();
+  }
+  sd_notify(0, "READY=1");
+}
+
+void Daemon::run() {
+  start();
+  io_.run();
+  drain();
+}
+
+void Daemon::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  sd_notify(0, "STOPPING=1");
+  boost::system::error_code ignored;
+  signals_.cancel(ignored);
+  hangup_.cancel(ignored);
+  if (api_) api_->stop();
+  if (thunder_) thunder_->stop();
+  passthrough_->stop();
+  watcher_.stop();
+  logging_.reset();
+  io_.stop();
+}
+
+void Daemon::drain() {
+  if (drained_) return;
+  drained_ = true;
+  io_.restart();
+  io_.run_for(options_.shutdown_grace);
+  if (!io_.stopped()) spdlog::warn("shutdown: some operations had not finished after {} ms", options_.shutdown_grace.count());
+}
+
+void Daemon::wait_for_hangup() {
+  hangup_.async_wait([this](boost::system::error_code ec, int) {
+    if (ec) return;
+    reload();
+    wait_for_hangup();
+  });
+}
+
+void Daemon::reload() {
+  try {
+    auto fresh = load_config_or_default(options_.config_path);
+    if (nlohmann::json(fresh.general.api.transports) != nlohmann::json(api_config_.transports) ||
+        fresh.general.api.port != api_config_.port || fresh.general.api.unix_socket != api_config_.unix_socket)
+      spdlog::warn("config: changes to general.api take effect at the next restart");
+    if (fresh.vms.size() != manager_->policy().config().vms.size())
+      spdlog::warn("config: changes to vms take effect at the next restart");
+    manager_->set_policy(std::make_shared<const Policy>(std::move(fresh), modules_));
+    spdlog::info("config reloaded");
+  } catch (const ConfigError& e) {
+    spdlog::error("config reload rejected; keeping the current config:\n{}", e.what());
+  }
+}
+
+}  // namespace vhp

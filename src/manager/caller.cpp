@@ -1,0 +1,12 @@
+#include "manager/caller.h"
+
+namespace vhp {
+
+std::string Caller::describe() const {
+  std::string s = transport + " " + address;
+  if (cid) s += " (cid " + std::to_string(*cid) + ")";
+  if (uid) s += " (uid " + std::to_string(*uid) + ", gid " + std::to_string(gid.value_or(0)) + ", pid " + std::to_string(pid.value_or(0)) + ")";
+  return s;
+}
+
+}  // namespace vhp

@@ -1,0 +1,68 @@
+#pragma once
+// What the manager tells its faces (the API, Thunder, logs): typed facts. Each face encodes them
+// in its own wire format; nothing here knows one.
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "device/pci_device.h"
+#include "device/usb_device.h"
+
+namespace vhp {
+
+struct UsbConnected {
+  UsbDevice device;
+};
+struct UsbDisconnected {
+  UsbDevice device;  // as it was when plugged
+};
+struct UsbAttached {
+  UsbDevice device;
+  std::string vm;
+};
+struct UsbDetached {
+  UsbDevice device;
+  std::string vm;
+};
+// A device some rule lets go to one of several VMs, and the user has not chosen yet.
+struct UsbSelectVm {
+  UsbDevice device;
+  std::vector<std::string> allowed_vms;
+};
+struct PciConnected {
+  PciDevice device;
+};
+struct PciDisconnected {
+  PciDevice device;
+};
+struct VmStarted {
+  std::string vm;
+};
+struct VmStopped {
+  std::string vm;
+};
+
+using ManagerEvent = std::variant<UsbConnected, UsbDisconnected, UsbAttached, UsbDetached, UsbSelectVm, PciConnected,
+                                  PciDisconnected, VmStarted, VmStopped>;
+
+// A device some rule lets pass through, as the lists show it.
+struct UsbListing {
+  UsbDevice device;
+  std::vector<std::string> allowed_vms;
+  std::optional<std::string> vm;  // where it is attached
+};
+struct PciListing {
+  PciDevice device;
+  std::vector<std::string> allowed_vms;
+  std::optional<std::string> vm;
+  bool iommu_member = false;  // listed because a pciIommuAddAll rule takes its IOMMU group along
+};
+
+// The outcome of a request: done, or why not (the reference's texts).
+struct CommandResult {
+  std::optional<std::string> error;
+  static CommandResult ok() { return {}; }
+  static CommandResult failed(std::string why) { return {std::move(why)}; }
+};
+
+}  // namespace vhp

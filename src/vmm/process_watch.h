@@ -1,0 +1,30 @@
+#pragma once
+// Tells when a process exits, without polling: a pidfd becomes readable then (Linux 5.3+).
+#include <functional>
+#include <memory>
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+
+namespace vhp {
+
+class ProcessWatch {
+ public:
+  explicit ProcessWatch(boost::asio::io_context& io);
+  ~ProcessWatch();
+  ProcessWatch(const ProcessWatch&) = delete;
+  ProcessWatch& operator=(const ProcessWatch&) = delete;
+
+  // Watches `pid` (replacing any earlier watch); false when the kernel cannot (no pidfd, or the
+  // process is gone already). `exited` is called once, on the loop.
+  bool watch(pid_t pid, std::function<void()> exited);
+  void cancel();
+  pid_t pid() const;  // 0 when watching nothing
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace vhp

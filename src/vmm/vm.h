@@ -1,0 +1,67 @@
+#pragma once
+// The one interface every hypervisor backend implements: a VM's lifecycle as seen from the host
+// (up, down) and the operations that pass devices through. Operations run on the event loop, are
+// serialised per VM by the backend, and fail with VmError (the text the API answers).
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>  // before Boost 1.74's awaitable.hpp
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "device/usb_device.h"
+
+namespace vhp {
+
+struct VmError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A host USB device a VM holds, recognised by what it is (its host bus and address), whatever the
+// backend calls it. `id` is the backend's handle for it; empty means "whatever holds this address".
+struct VmUsbDevice {
+  std::string id;
+  int hostbus = 0, hostaddr = 0;
+  bool attached = true;  // the VM really has the host device (not a placeholder left behind)
+};
+
+class Vm {
+ public:
+  explicit Vm(std::string name) : name_(std::move(name)) {}
+  virtual ~Vm() = default;
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  const std::string& name() const { return name_; }
+
+  // Begins following the VM: on_up when it is (or comes) up, on_down when it goes. Called on the loop.
+  virtual void start() = 0;
+  // Stops following it; operations in flight fail soon after, none starts.
+  virtual void stop() = 0;
+  virtual bool running() const = 0;
+  // Why this VM can never take devices at run time (no backend for its type), else nothing.
+  virtual std::optional<std::string> unsupported() const { return std::nullopt; }
+
+  virtual boost::asio::awaitable<void> attach_usb(const UsbDevice& device) = 0;
+  // Removes what the VM holds at that host address; a device it does not hold counts as detached.
+  virtual boost::asio::awaitable<void> detach_usb(const VmUsbDevice& device) = 0;
+  // Every host USB device the VM holds, ours or not.
+  virtual boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() = 0;
+
+  std::function<void()> on_up, on_down;
+
+ protected:
+  void announce_up() {
+    if (on_up) on_up();
+  }
+  void announce_down() {
+    if (on_down) on_down();
+  }
+
+ private:
+  std::string name_;
+};
+
+}  // namespace vhp

@@ -1,0 +1,42 @@
+#include "vmm/vm_factory.h"
+
+namespace vhp {
+namespace {
+
+class UnsupportedVm : public Vm {
+ public:
+  UnsupportedVm(std::string name, std::string type) : Vm(std::move(name)), reason_("Unsupported vm type: " + type) {}
+  void start() override {}
+  void stop() override {}
+  bool running() const override { return false; }
+  std::optional<std::string> unsupported() const override { return reason_; }
+  // Coroutines (not plain throws), so the failure surfaces where the caller awaits it.
+  boost::asio::awaitable<void> attach_usb(const UsbDevice&) override {
+    throw VmError(reason_);
+    co_return;
+  }
+  boost::asio::awaitable<void> detach_usb(const VmUsbDevice&) override {
+    throw VmError(reason_);
+    co_return;
+  }
+  boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() override {
+    throw VmError(reason_);
+    co_return std::vector<VmUsbDevice>{};
+  }
+
+ private:
+  std::string reason_;
+};
+
+}  // namespace
+
+std::unique_ptr<Vm> make_vm(boost::asio::io_context& io, const VmConfig& config, const VmOptions& options) {
+  if (config.type == "qemu") return std::make_unique<QemuVm>(io, config.name, config.socket, options.qemu);
+  return std::make_unique<UnsupportedVm>(config.name, config.type);
+}
+
+VmFactory default_vm_factory(boost::asio::io_context& io, VmOptions options) {
+  return [&io, options](const VmConfig& config) { return make_vm(io, config, options); };
+}
+
+}  // namespace vhp
