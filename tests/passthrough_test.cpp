@@ -1,11 +1,13 @@
 // The real daemon with two real QEMU VMs on a umockdev host: plug → attach, unplug → detach,
 // user choices, the API's attach/detach and errors, VM restart, daemon restart, -a.
+#include <atomic>
 #include <csignal>
 #include <fstream>
 
 #include <gtest/gtest.h>
 
 #include "api/client.h"
+#include "support/fake_qmp.h"
 #include "support/host_fixture.h"
 #include "support/process.h"
 #include "support/qemu.h"
@@ -296,6 +298,64 @@ TEST_F(Passthrough, TagDetachAndAttachActOnEveryDeviceOfTheTag) {
   EXPECT_EQ(request({{"action", "usb_list"}, {"tag", "storage"}, {"disconnected", false}})["usb_devices"].size(), 0u);
   EXPECT_EQ(request({{"action", "usb_attach"}, {"tag", "storage"}})["result"], "ok");  // the kill switch's unblock
   EXPECT_EQ(vm2.usb_ids(), std::vector<std::string>{"vhp-usb-1-50"});  // the saved choice
+}
+
+// Ghaf's VM stop (`socat -t1` with system_powerdown or quit, on the VM's own socket) while we run.
+TEST_F(Passthrough, TheVmsOwnerCanStopItWhileItHoldsDevices) {
+  start_daemon();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(eventually([&] { return attached(40, "vm1"); }));
+  auto events = listener();
+  auto replies = test::qmp_one_shot(vm1.socket(), "quit", std::chrono::milliseconds(1000));
+  ASSERT_EQ(replies.size(), 3u) << "the monitor was not free within 1 s\n" << log();
+  EXPECT_TRUE(eventually([&] { return !vm1.running(); }, std::chrono::seconds(2)));
+  EXPECT_EQ(events->read_line(), R"({"event":"usb_detached","usb_device":{"device_node":"/dev/bus/usb/001/040"},"vm":"vm1"})");
+  vm1.start();  // on the same socket
+  EXPECT_TRUE(eventually([&] { return vm1.usb_ids() == std::vector<std::string>{"vhp-usb-1-40"}; }, std::chrono::seconds(2))) << log();
+  auto back = json::parse(events->read_line());
+  EXPECT_EQ(back["event"], "usb_attached");
+  EXPECT_EQ(back["vm"], "vm1");
+}
+
+// Replacing the reference on a running host: what it attached (id usb<bus><dev>) is ours now.
+TEST_F(Passthrough, TheReferencesAttachmentIsAdoptedAndCanBeDetached) {
+  plug_key(18, "1-2.2");
+  json added;
+  ASSERT_TRUE(eventually([&] {
+    added = vm1.qmp("device_add", {{"driver", "usb-host"}, {"id", "usb118"}, {"hostbus", 1}, {"hostaddr", 18}});
+    return added.contains("return");
+  })) << added.dump();
+  start_daemon();
+  ASSERT_TRUE(eventually([&] { return attached(18, "vm1"); })) << log();
+  EXPECT_EQ(vm1.usb_ids(), std::vector<std::string>{"usb118"});  // adopted, not added twice
+  EXPECT_EQ(request({{"action", "usb_detach"}, {"device_node", "/dev/bus/usb/001/018"}})["result"], "ok");
+  EXPECT_TRUE(vm1.usb_ids().empty());
+}
+
+// A QMP peer that answers garbage (here vm2's socket is a scripted server): the request is answered
+// failed, the connection stays usable, and the VM is still managed afterwards.
+TEST_F(Passthrough, AMalformedQmpReplyIsAnsweredAndTheVmStaysManaged) {
+  std::atomic<int> adds = 0;
+  test::FakeQmp odd(dir / "odd.qmp", [&](const json& r) -> std::optional<std::string> {
+    auto command = r.value("execute", "");
+    if (command == "device_add" && adds++ == 0) return R"({"id": )" + r["id"].dump() + R"(, "error": "boom"})";
+    if (command == "device_add") return test::FakeQmp::reply(r, json::object());
+    if (command == "qom-get") return test::FakeQmp::reply(r, true);
+    if (command == "qom-list") return test::FakeQmp::reply(r, json::array());
+    return std::nullopt;
+  });
+  auto config = json::parse(test::read_file(dir / "vhotplug.conf"));
+  config["vms"][1]["socket"] = dir / "odd.qmp";
+  std::ofstream(dir / "vhotplug.conf") << config.dump(2);
+  start_daemon();
+  plug_stick(50, "1-9", "S1");
+  auto client = connect();
+  json attach{{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/050"}, {"vm", "vm2"}};
+  EXPECT_EQ(client->request(attach),
+            json({{"result", "failed"}, {"error", "VM vm2 sent a malformed answer to device_add: QMP sent an error that is not an object"}}));
+  EXPECT_EQ(client->request({{"action", "usb_list"}, {"tag", "none"}})["result"], "ok");  // the same connection still works
+  EXPECT_EQ(client->request(attach)["result"], "ok") << log();
+  EXPECT_TRUE(attached(50, "vm2"));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // QemuVm against real QEMU 7.2 processes (q35, TCG) that see the umockdev host's USB devices.
+#include <atomic>
 #include <csignal>
 #include <thread>
 
@@ -169,6 +170,100 @@ TEST_F(QemuVmTest, OperationsOnOneVmAreSerialised) {
   ASSERT_TRUE(run_until(io, [&] { return order.size() == 3; }));
   EXPECT_EQ(order, (std::vector<std::string>{"attach", "detach", "attach again"}));
   EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
+}
+
+// Ghaf stops a VM with `system_powerdown` through `socat -t1` on the same socket: QEMU serves one
+// monitor client at a time, so we may only borrow it.
+TEST_F(QemuVmTest, TheMonitorIsFreeForItsOwnerWhileWeAreIdle) {
+  up();
+  complete(io, vm.attach_usb(usb(1, 40)));
+  EXPECT_FALSE(vm.monitor_open());
+  auto replies = test::qmp_one_shot(qemu.socket(), "query-status", std::chrono::milliseconds(1000));
+  ASSERT_EQ(replies.size(), 3u);  // greeting, capabilities, the command: all within a second
+  EXPECT_TRUE(replies[2]["return"].contains("status")) << replies[2].dump();
+}
+
+TEST_F(QemuVmTest, AnotherClientIsServedRightAfterOurOperation) {
+  up();
+  test::Finished attach;
+  test::start(io, vm.attach_usb(usb(1, 99)), attach);  // an absent device: the monitor stays ours for the retries
+  ASSERT_TRUE(run_until(io, [&] { return vm.monitor_open(); }));
+  std::vector<nlohmann::json> replies;
+  std::thread other([&] { replies = test::qmp_one_shot(qemu.socket(), "query-status", std::chrono::seconds(5)); });
+  ASSERT_TRUE(run_until(io, [&] { return attach.done; }));
+  EXPECT_FALSE(vm.monitor_open());
+  other.join();
+  ASSERT_EQ(replies.size(), 3u);
+  EXPECT_TRUE(replies[2].contains("return"));
+}
+
+TEST_F(QemuVmTest, AVmStoppedByItsOwnerIsSeenGoingAndComingBack) {
+  up();
+  complete(io, vm.attach_usb(usb(1, 40)));
+  auto replies = test::qmp_one_shot(qemu.socket(), "quit", std::chrono::milliseconds(1000));
+  ASSERT_EQ(replies.size(), 3u);
+  ASSERT_TRUE(run_until(io, [&] { return downs == 1; }, std::chrono::seconds(2)));  // the pidfd says so
+  EXPECT_FALSE(vm.running());
+  qemu.start();  // on the same socket
+  ASSERT_TRUE(run_until(io, [&] { return ups == 2 && vm.running(); }, std::chrono::seconds(2)));  // inotify, then a probe
+  complete(io, vm.attach_usb(usb(1, 40)));
+}
+
+TEST_F(QemuVmTest, AUsbHostUnderAnotherNameIsFoundByItsHostAddress) {
+  up();
+  // The reference names what it adds usb<bus><dev>.
+  nlohmann::json added;
+  ASSERT_TRUE(test::eventually([&] {  // QEMU's libusb may not have seen the device yet
+    added = qemu.qmp("device_add", {{"driver", "usb-host"}, {"id", "usb140"}, {"hostbus", 1}, {"hostaddr", 40}});
+    return added.contains("return");
+  })) << added.dump();
+  auto listed = complete(io, vm.list_usb());
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, "usb140");
+  EXPECT_EQ(listed[0].hostbus, 1);
+  EXPECT_EQ(listed[0].hostaddr, 40);
+  EXPECT_TRUE(listed[0].attached);
+  complete(io, vm.detach_usb(held(1, 40)));  // by its host address; QEMU's id is looked up
+  EXPECT_TRUE(qemu.usb_ids().empty());
+}
+
+// What real QEMU does not send, but a compromised one could: each fails that operation only.
+TEST_F(QemuVmTest, AMalformedReplyFailsTheOperationAndTheVmStaysManaged) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"({"error": "boom", "id": ID})", "VM odd sent a malformed answer to device_add: QMP sent an error that is not an object"},
+      {R"(not json at all)", "VM odd sent a malformed answer to device_add: QMP sent something that is not a JSON object"},
+      {R"([1, 2, 3])", "VM odd sent a malformed answer to device_add: QMP sent something that is not a JSON object"},
+      {R"({"id": ID})", "VM odd sent a malformed answer to device_add: QMP answered device_add with neither return nor error"},
+  };
+  std::atomic<int> adds = 0;
+  test::FakeQmp fake(dir / "odd.qmp", [&](const nlohmann::json& r) -> std::optional<std::string> {
+    auto command = r.value("execute", "");
+    if (command == "device_add") {
+      int n = adds++;
+      if (n < static_cast<int>(bad.size())) {
+        auto line = bad[n].first;
+        if (auto at = line.find("ID"); at != std::string::npos) line.replace(at, 2, r["id"].dump());
+        return line;
+      }
+      return test::FakeQmp::reply(r, nlohmann::json::object());
+    }
+    if (command == "qom-get") return test::FakeQmp::reply(r, true);
+    return std::nullopt;
+  });
+  QemuVm odd(io, "odd", dir / "odd.qmp", quick());
+  odd.start();
+  ASSERT_TRUE(run_until(io, [&] { return odd.running(); }));
+  for (const auto& [reply, error] : bad) {
+    try {
+      complete(io, odd.attach_usb(usb(1, 40)));
+      ADD_FAILURE() << "accepted " << reply;
+    } catch (const VmError& e) {
+      EXPECT_EQ(std::string(e.what()), error);
+    }
+    ASSERT_TRUE(run_until(io, [&] { return odd.running() && !odd.monitor_open(); }));
+  }
+  complete(io, odd.attach_usb(usb(1, 40)));  // still managed: the next operation works
+  odd.stop();
 }
 
 }  // namespace

@@ -288,7 +288,7 @@ Vm& Passthrough::running_vm(const std::string& name) {
   return *vm;
 }
 
-asio::awaitable<CommandResult> Passthrough::run(const Command& command, const Caller& caller) {
+asio::awaitable<CommandResult> Passthrough::run(Command command, Caller caller) {
   auto cause = Cause::request(caller);
   try {
     if (const auto* a = std::get_if<UsbAttach>(&command)) co_return co_await attach_command(*a, cause);

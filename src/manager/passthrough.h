@@ -30,7 +30,7 @@ class Passthrough {
   void stop();
 
   // Runs an API request; never throws.
-  boost::asio::awaitable<CommandResult> run(const Command& command, const Caller& caller);
+  boost::asio::awaitable<CommandResult> run(Command command, Caller caller);  // by value: a coroutine outlives its caller's temporaries
 
   Vm* vm(const std::string& name);
 

@@ -13,6 +13,28 @@
 #include "support/sockets.h"
 
 namespace vhp::test {
+std::vector<nlohmann::json> qmp_one_shot(const std::string& socket, const std::string& command, std::chrono::milliseconds limit) {
+  std::vector<nlohmann::json> got;
+  int fd = connect_unix(socket);
+  if (fd < 0) return got;
+  std::string out = "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"" + command + "\"}\n";
+  if (::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
+    ::close(fd);
+    return got;
+  }
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (got.size() < 3) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    auto line = read_line_fd(fd, left);
+    if (line.empty()) break;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && !j.contains("event")) got.push_back(j);
+  }
+  ::close(fd);
+  return got;
+}
+
 Qemu::Qemu(std::string dir, std::string name)
     : dir_(std::move(dir)), name_(std::move(name)), socket_(dir_ + "/" + name_ + ".qmp"), inspect_(dir_ + "/" + name_ + ".inspect") {}
 

@@ -2,7 +2,9 @@
 // A real QEMU 7.2 for tests: q35 under TCG, paused, with an xHCI controller and two QMP sockets
 // (one for the daemon, one for the test to look inside). Runs under the caller's environment, so
 // under umockdev it sees the testbed's USB devices.
+#include <chrono>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +12,11 @@
 #include "support/process.h"
 
 namespace vhp::test {
+
+// What Ghaf's VM stop does (`socat -t1` to the VM's QMP socket): connect, send qmp_capabilities and
+// `command` at once, read what comes within `limit`, close. The non-event messages received
+// (greeting first); empty when QEMU did not greet in time.
+std::vector<nlohmann::json> qmp_one_shot(const std::string& socket, const std::string& command, std::chrono::milliseconds limit);
 
 class Qemu {
  public:

@@ -1,0 +1,275 @@
+// Passthrough decisions in-process, on the real Daemon wiring and a umockdev host, with in-process
+// fake VMs (support/fake_vm.h) that can hold an attach in flight: the races users hit (a kill
+// switch during an attach, a reload, a VM that dies), each with the outcome users expect.
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "app/daemon.h"
+#include "support/coroutine.h"
+#include "support/fake_vm.h"
+#include "support/host_fixture.h"
+#include "support/temp_dir.h"
+
+namespace vhp {
+namespace {
+
+using json = nlohmann::json;
+using test::run_until;
+
+constexpr const char* kRules = R"({
+  "usbPassthrough": [
+    {"targetVm": "vm1", "tag": "key", "allow": [{"vendorId": "1050", "productId": "0407"}]},
+    {"allowedVms": ["vm1", "vm2"], "tag": "storage", "allow": [{"interfaceClass": 8}]}]})";
+
+class Races : public testing::Test {
+ protected:
+  Races() {
+    host = test::add_realistic_host(tb);
+    write_config(json::parse(kRules));
+  }
+  ~Races() override { daemon.reset(); }
+
+  void write_config(json config) {
+    config["vms"] = {{{"name", "vm1"}, {"type", "qemu"}, {"socket", dir / "vm1.qmp"}},
+                     {{"name", "vm2"}, {"type", "qemu"}, {"socket", dir / "vm2.qmp"}}};
+    config["general"] = {{"statePath", dir / "state.json"}, {"api", {{"enable", false}}}};
+    std::ofstream(dir / "vhotplug.conf") << config.dump(2);
+  }
+
+  void start() {
+    DaemonOptions options;
+    options.config_path = dir / "vhotplug.conf";
+    options.handle_signals = false;
+    options.make_vm = [this](boost::asio::io_context& io, const VmConfig& c) {
+      auto vm = std::make_unique<test::FakeVm>(io, c.name);
+      fakes[c.name] = vm.get();
+      return vm;
+    };
+    daemon.emplace(options);
+    daemon->start();
+    events = daemon->manager().subscribe([this](const ManagerEvent& e) { seen.push_back(e); });
+  }
+
+  boost::asio::io_context& io() { return daemon->io(); }
+  test::FakeVm& vm(const std::string& name) { return *fakes.at(name); }
+  std::optional<UsbDevice> device(int devnum) {
+    for (const auto& d : daemon->registry().usb_devices())
+      if (d.busnum == 1 && d.devnum == devnum) return d;
+    return std::nullopt;
+  }
+  std::optional<std::string> attached_vm(int devnum) {
+    auto d = device(devnum);
+    const auto* a = d ? daemon->manager().placements().attachment(*d) : nullptr;
+    return a ? std::optional<std::string>(a->vm) : std::nullopt;
+  }
+  int count(const auto& predicate) { return static_cast<int>(std::ranges::count_if(seen, predicate)); }
+  int attached_events(int devnum) {
+    return count([devnum](const ManagerEvent& e) { return std::holds_alternative<UsbAttached>(e) && std::get<UsbAttached>(e).device.devnum == devnum; });
+  }
+
+  std::string plug_key(int devnum, const std::string& name) {
+    auto spec = test::security_key_spec(host.hub);
+    spec.name = name, spec.devnum = devnum, spec.dev_node = true, spec.serial = "K" + std::to_string(devnum);
+    auto path = tb.plug(spec);
+    if (daemon) {  // else the start-up scan finds it
+      EXPECT_TRUE(run_until(io(), [&] { return device(devnum).has_value(); }));
+    }
+    return path;
+  }
+
+  void plug_stick(int devnum) {
+    tb.plug({.parent = host.root_hub, .name = "1-9", .busnum = 1, .devnum = devnum, .vid = "0781", .pid = "5581",
+             .manufacturer = "SanDisk", .product = "Ultra", .serial = "S" + std::to_string(devnum),
+             .interfaces = {{8, 6, 0x50, "usb-storage"}}, .dev_node = true});
+    EXPECT_TRUE(run_until(io(), [&] { return device(devnum).has_value(); }));
+  }
+
+  // A request as the API would run it; `result` is set when it is answered.
+  void request(Command command, std::optional<CommandResult>& result) {
+    Caller caller{"unix", "test", std::nullopt, 1000, 1000, 4242};
+    boost::asio::co_spawn(io(), daemon->passthrough().run(command, caller),
+                          [&result](std::exception_ptr, CommandResult r) { result = std::move(r); });
+  }
+  CommandResult request(Command command) {
+    std::optional<CommandResult> result;
+    request(std::move(command), result);
+    EXPECT_TRUE(run_until(io(), [&] { return result.has_value(); }));
+    return result.value_or(CommandResult::failed("no answer"));
+  }
+  static Command detach_node(int devnum) {
+    DeviceSelector s;
+    s.device_node = "/dev/bus/usb/001/0" + std::to_string(devnum);
+    return UsbDetach{s};
+  }
+  static Command by_tag(bool attach, const std::string& tag) {
+    DeviceSelector s;
+    s.tag = tag;
+    if (attach) return UsbAttach{s, std::nullopt};
+    return UsbDetach{s};
+  }
+
+  test::Testbed tb;
+  test::HostPaths host;
+  test::TempDir dir;
+  std::optional<Daemon> daemon;
+  std::map<std::string, test::FakeVm*> fakes;
+  std::vector<ManagerEvent> seen;
+  Subscription events;
+};
+
+TEST_F(Races, APlugAttachesByRuleAndUnplugDetaches) {  // the baseline the races are measured against
+  start();
+  auto key = plug_key(40, "1-2.2");
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(40) == "vm1"; }));
+  EXPECT_TRUE(vm("vm1").holds(1, 40));
+  EXPECT_EQ(attached_events(40), 1);
+  tb.unplug(key);
+  ASSERT_TRUE(run_until(io(), [&] { return !vm("vm1").holds(1, 40); }));
+  EXPECT_TRUE(std::holds_alternative<UsbDisconnected>(seen.back()));
+}
+
+TEST_F(Races, ADetachDuringAnAttachWins) {
+  start();
+  vm("vm1").hold_attaches();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  EXPECT_EQ(request(detach_node(40)).error, std::nullopt);  // answered ok: the attach is called off
+  vm("vm1").release();
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_done() == 1 && !vm("vm1").holds(1, 40); }));
+  EXPECT_EQ(attached_vm(40), std::nullopt);
+  EXPECT_EQ(attached_events(40), 0);
+  EXPECT_TRUE(daemon->manager().placements().is_disconnected(*device(40)));
+  ListFilter connected{false, std::nullopt};
+  for (const auto& l : daemon->manager().usb_list(connected)) EXPECT_NE(l.device.devnum, 40);  // the kill switch's status: blocked
+}
+
+TEST_F(Races, ATagDetachDuringAnAttachWins) {
+  start();
+  vm("vm1").hold_attaches();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  EXPECT_EQ(request(by_tag(false, "key")).error, std::nullopt);
+  vm("vm1").release();
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_done() == 1 && !vm("vm1").holds(1, 40); }));
+  EXPECT_EQ(attached_vm(40), std::nullopt);
+  EXPECT_EQ(attached_events(40), 0);
+  EXPECT_TRUE(daemon->manager().placements().is_disconnected(*device(40)));
+}
+
+TEST_F(Races, AnApiAttachCutShortByADetachAnswersFailed) {
+  start();
+  plug_stick(50);
+  vm("vm2").hold_attaches();
+  DeviceSelector s;
+  s.device_node = "/dev/bus/usb/001/050";
+  std::optional<CommandResult> attach;
+  request(UsbAttach{s, "vm2"}, attach);
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm2").attaches_started() == 1; }));
+  EXPECT_EQ(request(UsbDetach{s}).error, std::nullopt);
+  vm("vm2").release();
+  ASSERT_TRUE(run_until(io(), [&] { return attach.has_value(); }));
+  EXPECT_EQ(attach->error, "USB device /dev/bus/usb/001/050 was detached or moved during the attach");
+  EXPECT_FALSE(vm("vm2").holds(1, 50));
+  EXPECT_EQ(attached_vm(50), std::nullopt);
+}
+
+TEST_F(Races, AReloadThatRemovesTheRuleDuringAnAttachLeavesTheDeviceOnTheHost) {
+  start();
+  vm("vm1").hold_attaches();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  write_config(json::parse(R"({"usbPassthrough": []})"));
+  daemon->reload();
+  vm("vm1").release();
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_done() == 1 && !vm("vm1").holds(1, 40); }));
+  EXPECT_EQ(attached_vm(40), std::nullopt);
+  EXPECT_EQ(attached_events(40), 0);
+}
+
+TEST_F(Races, ATagAttachRacingAReloadThatRemovesTheRuleDoesNotCrash) {
+  start();
+  plug_key(40, "1-2.2");
+  plug_key(41, "1-2.3");
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(40) == "vm1" && attached_vm(41) == "vm1"; }));
+  ASSERT_EQ(request(by_tag(false, "key")).error, std::nullopt);
+  ASSERT_TRUE(vm("vm1").held().empty());
+  vm("vm1").hold_attaches();
+  int before = vm("vm1").attaches_started();
+  std::optional<CommandResult> attach;
+  request(by_tag(true, "key"), attach);  // the tag's first device is held in flight
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == before + 1; }));
+  write_config(json::parse(R"({"usbPassthrough": []})"));
+  daemon->reload();
+  vm("vm1").release();
+  ASSERT_TRUE(run_until(io(), [&] { return attach.has_value(); }));
+  EXPECT_EQ(attach->error, std::nullopt);
+  EXPECT_EQ(vm("vm1").attaches_started(), before + 1);  // the others were not tried: no rule names them now
+  EXPECT_TRUE(vm("vm1").held().empty());                // and the one in flight was undone
+  EXPECT_EQ(attached_vm(40), std::nullopt);
+  EXPECT_EQ(attached_vm(41), std::nullopt);
+}
+
+TEST_F(Races, AVmThatDiesMidAttachGetsTheDeviceWhenItComesBack) {
+  start();
+  vm("vm1").hold_attaches();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  vm("vm1").go_down();
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1 && std::holds_alternative<VmStopped>(seen.back()); }));
+  EXPECT_EQ(attached_vm(40), std::nullopt);
+  vm("vm1").come_up();
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(40) == "vm1"; }));
+  EXPECT_TRUE(vm("vm1").holds(1, 40));
+  EXPECT_EQ(attached_events(40), 1);
+}
+
+TEST_F(Races, AVmRestartReattachesOnlyWhatTheRulesStillAllow) {
+  start();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(40) == "vm1"; }));
+  vm("vm1").go_down();
+  write_config(json::parse(R"({"usbPassthrough": []})"));
+  daemon->reload();
+  int before = vm("vm1").attaches_started();
+  vm("vm1").come_up();
+  // The VM coming up re-checks the rules and lets go of the wish; nothing is attached.
+  ASSERT_TRUE(run_until(io(), [&] { return !daemon->manager().placements().wanted(*device(40)); }));
+  EXPECT_EQ(vm("vm1").attaches_started(), before);
+  EXPECT_EQ(attached_vm(40), std::nullopt);
+}
+
+TEST_F(Races, WhatAVmAlreadyHoldsIsAdoptedByItsHostAddressWhateverItsId) {
+  plug_key(40, "1-2.2");  // before the daemon: not attached by a plug
+  start();
+  // The reference's naming, found when the VM comes up (start() announced it before we could put
+  // it there, so restart it holding the device).
+  vm("vm1").go_down();
+  vm("vm1").put({"usb140", 1, 40, true});
+  vm("vm1").come_up();
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(40) == "vm1"; }));
+  EXPECT_EQ(vm("vm1").attaches_started(), 0);  // adopted, not added again
+  EXPECT_EQ(request(detach_node(40)).error, std::nullopt);
+  EXPECT_FALSE(vm("vm1").holds(1, 40));
+}
+
+TEST_F(Races, AVmTypeWithoutABackendIsAClearErrorAtAttachTime) {
+  json config = json::parse(kRules);
+  config["vms"] = {{{"name", "vm1"}, {"type", "crosvm"}, {"socket", dir / "vm1.sock"}}};
+  config["usbPassthrough"][1]["allowedVms"] = {"vm1"};
+  config["general"] = {{"statePath", dir / "state.json"}, {"api", {{"enable", false}}}};
+  std::ofstream(dir / "vhotplug.conf") << config.dump(2);
+  DaemonOptions options;
+  options.config_path = dir / "vhotplug.conf";
+  options.handle_signals = false;
+  daemon.emplace(options);
+  daemon->start();
+  plug_key(40, "1-2.2");
+  DeviceSelector s;
+  s.device_node = "/dev/bus/usb/001/040";
+  EXPECT_EQ(request(UsbAttach{s, std::nullopt}).error, "Unsupported vm type: crosvm");
+}
+
+}  // namespace
+}  // namespace vhp

@@ -1,0 +1,65 @@
+#include "support/fake_vm.h"
+
+#include <algorithm>
+
+namespace vhp::test {
+
+namespace asio = boost::asio;
+
+void FakeVm::start() {
+  stopped_ = false;
+  if (up_) announce_up();
+}
+
+void FakeVm::hold_attaches() { gate_ = std::make_shared<AsyncEvent>(io_.get_executor()); }
+
+void FakeVm::release() {
+  if (gate_) gate_->set();
+  gate_.reset();
+}
+
+void FakeVm::go_down() {
+  up_ = false;
+  ++generation_;
+  held_.clear();
+  release();
+  announce_down();
+}
+
+void FakeVm::come_up() {
+  up_ = true;
+  announce_up();
+}
+
+bool FakeVm::holds(int busnum, int devnum) const {
+  return std::ranges::any_of(held_, [&](const VmUsbDevice& d) { return d.hostbus == busnum && d.hostaddr == devnum; });
+}
+
+asio::awaitable<void> FakeVm::attach_usb(const UsbDevice& device) {
+  auto lock = co_await operations_.lock();
+  if (!running()) throw VmError("VM " + name() + " is not running");
+  ++attaches_started_;
+  int generation = generation_;
+  if (auto gate = gate_)
+    while (!co_await gate->wait(std::chrono::hours(1))) {
+    }
+  if (generation != generation_ || !running()) throw VmError("VM " + name() + " went away during device_add");
+  if (auto error = std::exchange(fail_next_, std::nullopt)) throw VmError(*error);
+  if (!holds(device.busnum, device.devnum))
+    held_.push_back({"fake-" + std::to_string(device.busnum) + "-" + std::to_string(device.devnum), device.busnum, device.devnum, true});
+  ++attaches_done_;
+}
+
+asio::awaitable<void> FakeVm::detach_usb(const VmUsbDevice& device) {
+  auto lock = co_await operations_.lock();
+  if (!running()) throw VmError("VM " + name() + " is not running");
+  std::erase_if(held_, [&](const VmUsbDevice& d) { return d.hostbus == device.hostbus && d.hostaddr == device.hostaddr; });
+}
+
+asio::awaitable<std::vector<VmUsbDevice>> FakeVm::list_usb() {
+  auto lock = co_await operations_.lock();
+  if (!running()) throw VmError("VM " + name() + " is not running");
+  co_return held_;
+}
+
+}  // namespace vhp::test

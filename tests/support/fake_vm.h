@@ -1,0 +1,55 @@
+#pragma once
+// An in-process VM that keeps the Vm contract (vmm/vm.h) without a hypervisor, so that every
+// passthrough decision can be tested on its own, races included: operations are serialised, an
+// attach can be held in flight until the test releases it, made to fail, or cut short by the VM
+// going down; the VM can go down and come back (a restart) at any point.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/async_event.h"
+#include "common/async_mutex.h"
+#include "vmm/vm.h"
+
+namespace vhp::test {
+
+class FakeVm : public Vm {
+ public:
+  FakeVm(boost::asio::io_context& io, std::string name) : Vm(std::move(name)), io_(io), operations_(io.get_executor()) {}
+
+  void start() override;
+  void stop() override { stopped_ = true; }
+  bool running() const override { return up_ && !stopped_; }
+
+  boost::asio::awaitable<void> attach_usb(const UsbDevice& device) override;
+  boost::asio::awaitable<void> detach_usb(const VmUsbDevice& device) override;
+  boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() override;
+
+  // Test controls.
+  void hold_attaches();          // attaches from now on wait in flight until release()
+  void release();                // lets the held attaches finish
+  void fail_next_attach(std::string error) { fail_next_ = std::move(error); }
+  void go_down();                // the VM stops: it holds nothing, operations in flight fail
+  void come_up();                // it starts again
+  void put(VmUsbDevice device) { held_.push_back(std::move(device)); }  // something it holds already
+
+  const std::vector<VmUsbDevice>& held() const { return held_; }
+  bool holds(int busnum, int devnum) const;
+  int attaches_started() const { return attaches_started_; }
+  int attaches_done() const { return attaches_done_; }
+
+ private:
+  boost::asio::io_context& io_;
+  AsyncMutex operations_;
+  std::shared_ptr<AsyncEvent> gate_;
+  std::optional<std::string> fail_next_;
+  std::vector<VmUsbDevice> held_;
+  bool up_ = true, stopped_ = true;
+  int generation_ = 0;  // changes when the VM goes down: what was in flight is cut short
+  int attaches_started_ = 0, attaches_done_ = 0;
+};
+
+}  // namespace vhp::test
