@@ -1,7 +1,8 @@
 // Plug → attach latency through the real daemon and two real QEMU VMs (TCG) on a umockdev host:
 // from the udev "add" event to QEMU's device_add being sent (the daemon's debug log), and to the
 // usb_attached event reaching an API client. Keys go to vm1 by rule, sticks to vm2 by saved choice;
-// every plug is a distinct device, none is unplugged (QEMU's xHCI has room for about 39).
+// every plug is a distinct device, none is unplugged (QEMU's xHCI has room for about 39). Then
+// usb_attach/usb_detach round trips, and the cost of borrowing a QMP monitor on its own.
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -13,12 +14,14 @@
 #include <nlohmann/json.hpp>
 
 #include "api/client.h"
+#include "support/coroutine.h"
 #include "support/host_fixture.h"
 #include "support/mock_environment.h"
 #include "support/process.h"
 #include "support/qemu.h"
 #include "support/sockets.h"
 #include "support/temp_dir.h"
+#include "vmm/qmp_connection.h"
 
 namespace {
 
@@ -111,6 +114,43 @@ int main(int argc, char** argv) {
   if (!to_device_add.empty())
     std::printf("  uevent -> device_add sent to QEMU (log, ms resolution): p50 %6.0f us  p99 %6.0f us (%zu samples)\n",
                 percentile(to_device_add, 0.5), percentile(to_device_add, 0.99), to_device_add.size());
+
+  // A request's round trip, with the monitor borrowed for it: detach and attach again vm1's keys.
+  ApiClient client(options);
+  std::vector<double> attach_rt, detach_rt;
+  for (int i = 0; i < 60; ++i) {
+    char node[32];
+    std::snprintf(node, sizeof node, "/dev/bus/usb/001/%03d", 20 + i % (kRounds / 2));
+    auto t0 = clock_type::now();
+    auto detached = client.request({{"action", "usb_detach"}, {"device_node", node}});
+    auto t1 = clock_type::now();
+    auto attached = client.request({{"action", "usb_attach"}, {"device_node", node}});
+    auto t2 = clock_type::now();
+    if (detached["result"] != "ok" || attached["result"] != "ok") {
+      std::fprintf(stderr, "request failed: %s %s\n", detached.dump().c_str(), attached.dump().c_str());
+      return 1;
+    }
+    detach_rt.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    attach_rt.push_back(std::chrono::duration<double, std::micro>(t2 - t1).count());
+  }
+  std::printf("usb_detach then usb_attach of a vm1 key, 60 times each (request -> reply):\n");
+  std::printf("  usb_attach: p50 %6.0f us  p99 %6.0f us\n", percentile(attach_rt, 0.5), percentile(attach_rt, 0.99));
+  std::printf("  usb_detach: p50 %6.0f us  p99 %6.0f us\n", percentile(detach_rt, 0.5), percentile(detach_rt, 0.99));
+
+  // What borrowing costs on its own: the daemon's QmpConnection opening vm1's monitor (connect,
+  // greeting, qmp_capabilities) while the daemon is idle, then closing it.
+  boost::asio::io_context io;
+  std::vector<double> open_us;
+  for (int i = 0; i < 200; ++i) {
+    auto conn = std::make_shared<QmpConnection>(io.get_executor());
+    auto t0 = std::chrono::steady_clock::now();
+    test::complete(io, conn->open(vm1.socket(), std::chrono::seconds(2)));
+    open_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    conn->close();
+  }
+  std::printf("borrowing the monitor (connect + greeting + qmp_capabilities), 200 times: p50 %6.0f us  p99 %6.0f us\n",
+              percentile(open_us, 0.5), percentile(open_us, 0.99));
+
   daemon.stop(SIGTERM);
   vm1.kill();
   vm2.kill();

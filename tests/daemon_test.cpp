@@ -1,11 +1,14 @@
 // The real vhotplugd and vhotplugctl as child processes on a umockdev host, over real sockets.
+#include <algorithm>
 #include <csignal>
-#include <unistd.h>
 #include <fstream>
+
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include "api/client.h"
+#include "support/fake_qmp.h"
 #include "support/host_fixture.h"
 #include "support/policy.h"
 #include "support/process.h"
@@ -249,6 +252,26 @@ TEST_F(Daemon, CtlListenPrintsEventsAndReconnectsAfterARestart) {
   auto second = R"({"event":"usb_connected","usb_device":)" + key_json(41, "1-2.3") + "}\n";
   EXPECT_TRUE(eventually([&] { return test::read_file(dir / "listen.out") == first + second; }))
       << test::read_file(dir / "listen.out");
+}
+
+// Shutdown with a VM operation in flight: every coroutine unwinds before the objects it uses are
+// destroyed (the ASan build of this same test turns a use-after-free at exit into a failure).
+TEST_F(Daemon, SigtermWhileAnAttachIsInFlightExitsCleanly) {
+  test::FakeQmp hung(dir / "vm1.qmp", [](const json& r) -> std::optional<std::string> {
+    if (r.value("execute", "") == "qom-list") return test::FakeQmp::reply(r, json::array());
+    return std::nullopt;  // device_add: never answered
+  });
+  auto config = json::parse(test::read_file(dir / "vhotplug.conf"));
+  config["vms"][0]["socket"] = dir / "vm1.qmp";
+  write_config(config);
+  auto daemon = start_daemon();
+  plug_key(40);
+  ASSERT_TRUE(eventually([&] {
+    auto commands = hung.commands();
+    return std::count(commands.begin(), commands.end(), "device_add") == 1;
+  })) << test::read_file(dir / "daemon.log");
+  EXPECT_EQ(daemon->stop(SIGTERM), 0) << test::read_file(dir / "daemon.log");
+  EXPECT_EQ(test::read_file(dir / "daemon.log").find("AddressSanitizer"), std::string::npos);
 }
 
 }  // namespace

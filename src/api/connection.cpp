@@ -1,7 +1,6 @@
 #include "api/connection.h"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -24,17 +23,30 @@ Connection::Connection(Socket socket, std::string peer, Protocol& protocol, Conn
       queue_(socket_.get_executor(), limits.send_queue_bytes),
       deadline_(socket_.get_executor()) {}
 
+// An exception out of a connection's coroutine is a bug: log it and drop that client, never lose it silently.
+std::function<void(std::exception_ptr)> Connection::on_failure() {
+  return [self = shared_from_this()](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("api: {}: {}; closing the connection", self->peer_, ex.what());
+    }
+    self->close();
+  };
+}
+
 void Connection::start() {
   auto self = shared_from_this();
-  asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, asio::detached);
-  asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
+  asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, on_failure());
+  asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, on_failure());
 }
 
 void Connection::refuse(const std::string& line) {
   close_after_flush_ = true;
   send(line);
   auto self = shared_from_this();
-  asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
+  asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, on_failure());
 }
 
 void Connection::send(std::string line) {

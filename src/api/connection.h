@@ -44,6 +44,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string& peer() const { return peer_; }
 
  private:
+  std::function<void(std::exception_ptr)> on_failure();
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<void> write_loop();
 

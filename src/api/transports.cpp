@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -21,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/server.h"
+#include "common/log_failure.h"
 
 namespace vhp {
 namespace {
@@ -38,7 +38,7 @@ class AcceptLoop : public Listener {
   AcceptLoop(Acceptor acceptor, generic protocol, Admit admit, MakePeer make_peer, std::function<void()> on_close = {})
       : acceptor_(std::move(acceptor)), protocol_(protocol), admit_(std::move(admit)), make_peer_(std::move(make_peer)),
         on_close_(std::move(on_close)) {
-    asio::co_spawn(acceptor_.get_executor(), run(), asio::detached);
+    asio::co_spawn(acceptor_.get_executor(), run(), log_failure("api: an accept loop"));
   }
   ~AcceptLoop() override { close(); }
   void close() override {

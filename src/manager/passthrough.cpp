@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/log_failure.h"
 #include "manager/identity.h"
 
 namespace vhp {
@@ -62,14 +63,7 @@ Passthrough::~Passthrough() {
 }
 
 void Passthrough::spawn(asio::awaitable<void> work, const char* what) {
-  asio::co_spawn(io_, std::move(work), [what](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("passthrough: {} failed unexpectedly: {}", what, ex.what());
-    }
-  });
+  asio::co_spawn(io_, std::move(work), log_failure(std::string("passthrough: ") + what));
 }
 
 void Passthrough::start() {
@@ -177,7 +171,7 @@ asio::awaitable<void> Passthrough::attach_when_possible(UsbDevice d, std::string
   if (!error.empty()) spdlog::error("usb {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
 }
 
-asio::awaitable<void> Passthrough::attach(const UsbDevice& d, const std::string& vm, Cause cause) {
+asio::awaitable<void> Passthrough::attach(UsbDevice d, std::string vm, Cause cause) {
   if (const auto* a = placements_.attachment(d)) {
     if (a->vm == vm) co_return;
     spdlog::info("usb {}: moving from {} to {}", friendly_name(d), a->vm, vm);
@@ -203,7 +197,7 @@ asio::awaitable<void> Passthrough::attach(const UsbDevice& d, const std::string&
   manager_.publish(UsbAttached{d, vm});
 }
 
-asio::awaitable<void> Passthrough::detach(const UsbDevice& d, Cause cause) {
+asio::awaitable<void> Passthrough::detach(UsbDevice d, Cause cause) {
   const auto* a = placements_.attachment(d);
   if (!a) co_return;
   Attachment at = *a;
@@ -211,7 +205,7 @@ asio::awaitable<void> Passthrough::detach(const UsbDevice& d, Cause cause) {
   if (placements_.attachment(d) && placements_.record_detached(d, cause)) manager_.publish(UsbDetached{d, at.vm});
 }
 
-asio::awaitable<void> Passthrough::detach_or_log(const UsbDevice& d, Cause cause, const char* what) {
+asio::awaitable<void> Passthrough::detach_or_log(UsbDevice d, Cause cause, const char* what) {
   auto error = co_await error_of(detach(d, std::move(cause)));
   if (!error.empty()) spdlog::error("usb {}: {} failed: {}", friendly_name(d), what, error);
 }
@@ -298,7 +292,7 @@ asio::awaitable<CommandResult> Passthrough::run(Command command, Caller caller) 
   }
 }
 
-asio::awaitable<CommandResult> Passthrough::attach_command(const UsbAttach& command, const Cause& cause) {
+asio::awaitable<CommandResult> Passthrough::attach_command(UsbAttach command, Cause cause) {
   const auto& s = command.selector;
   auto devices = manager_.select(s);
   if (s.kind() == DeviceSelector::Kind::Tag) {
@@ -347,7 +341,7 @@ asio::awaitable<CommandResult> Passthrough::attach_command(const UsbAttach& comm
   co_return CommandResult::ok();
 }
 
-asio::awaitable<CommandResult> Passthrough::detach_command(const UsbDetach& command, const Cause& cause) {
+asio::awaitable<CommandResult> Passthrough::detach_command(UsbDetach command, Cause cause) {
   const auto& s = command.selector;
   auto devices = manager_.select(s);
   auto forget = [&](const UsbDevice& d) {  // detached by the user: stays on the host until attached again

@@ -41,16 +41,17 @@ class Passthrough {
   boost::asio::awaitable<void> vm_up(std::string vm);
   void vm_down(const std::string& vm);
 
+  // Coroutines take their arguments by value: they start later than the call that makes them.
   // Attach to `vm` (moving it from another VM first); publishes UsbAttached. Throws VmError.
-  boost::asio::awaitable<void> attach(const UsbDevice& d, const std::string& vm, Cause cause);
+  boost::asio::awaitable<void> attach(UsbDevice d, std::string vm, Cause cause);
   // Detach from whichever VM has it; publishes UsbDetached. No-op when not attached. Throws VmError.
-  boost::asio::awaitable<void> detach(const UsbDevice& d, Cause cause);
-  boost::asio::awaitable<void> detach_or_log(const UsbDevice& d, Cause cause, const char* what);
+  boost::asio::awaitable<void> detach(UsbDevice d, Cause cause);
+  boost::asio::awaitable<void> detach_or_log(UsbDevice d, Cause cause, const char* what);
   // attach(), logging instead of throwing, and quietly waiting for a VM that is not up yet.
   boost::asio::awaitable<void> attach_when_possible(UsbDevice d, std::string vm, Cause cause);
 
-  boost::asio::awaitable<CommandResult> attach_command(const UsbAttach& command, const Cause& cause);
-  boost::asio::awaitable<CommandResult> detach_command(const UsbDetach& command, const Cause& cause);
+  boost::asio::awaitable<CommandResult> attach_command(UsbAttach command, Cause cause);
+  boost::asio::awaitable<CommandResult> detach_command(UsbDetach command, Cause cause);
   Vm& running_vm(const std::string& name);  // throws VmError with the reference's texts
   // The user's saved VM if the rule still allows it; autoselect: that, else the first allowed VM.
   std::optional<std::string> saved_choice(const UsbDevice& d, const UsbMatch& match) const;

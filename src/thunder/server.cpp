@@ -3,7 +3,6 @@
 #include <utility>  // before Boost 1.74's awaitable.hpp
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -12,6 +11,7 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/log_failure.h"
 #include "common/send_queue.h"
 #include "device/block_devices.h"
 #include "thunder/metadata.h"
@@ -133,7 +133,7 @@ void ThunderServer::start() {
   acceptor_.listen();
   spdlog::info("thunder: {} JSON-RPC on http://{}:{}/jsonrpc (and WebSocket)", config_.callsign, config_.host, port());
   devices_ = manager_.registry().subscribe([this](const DeviceEvent& e) { on_device_event(e); });
-  asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(io_, accept_loop(), log_failure("thunder: the accept loop"));
 }
 
 void ThunderServer::stop() {
@@ -169,7 +169,7 @@ asio::awaitable<void> ThunderServer::accept_loop() {
       socket.close(ignored);
       continue;
     }
-    asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+    asio::co_spawn(io_, serve(std::move(socket)), log_failure("thunder: a connection"));
   }
 }
 
@@ -221,7 +221,7 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
       auto session = std::make_shared<WsSession>(std::move(ws), config_.send_queue_bytes);
       session->channel.implicit_callsign = *implicit;
       sessions_.insert(session);
-      asio::co_spawn(io_, session->writer(), asio::detached);
+      asio::co_spawn(io_, session->writer(), log_failure("thunder: a WebSocket writer"));
       beast::flat_buffer frame;
       while (true) {
         co_await session->ws().async_read(frame, asio::redirect_error(asio::use_awaitable, ec));

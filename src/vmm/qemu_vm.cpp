@@ -7,6 +7,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/log_failure.h"
+
 namespace vhp {
 
 namespace asio = boost::asio;
@@ -93,10 +95,9 @@ void QemuVm::probe(int retries) {
   }
   probing_ = true;
   auto alive = alive_;
-  asio::co_spawn(io_, probe_loop(retries), [this, alive](std::exception_ptr e) {
-    if (!*alive) return;
-    probing_ = false;
-    if (e) spdlog::error("vm {}: probe failed unexpectedly", name());  // probe_loop catches what it expects
+  asio::co_spawn(io_, probe_loop(retries), [this, alive, log = log_failure("vm " + name() + ": a probe")](std::exception_ptr e) {
+    if (*alive) probing_ = false;
+    log(e);
   });
 }
 
@@ -248,7 +249,7 @@ asio::awaitable<json> QemuVm::execute(QmpConnection& c, const std::string& comma
 
 // ---- USB --------------------------------------------------------------------------------------
 
-asio::awaitable<void> QemuVm::attach_usb(const UsbDevice& device) {
+asio::awaitable<void> QemuVm::attach_usb(UsbDevice device) {
   int bus = device.busnum, addr = device.devnum;
   Body body = [this, bus, addr](QmpConnection& c) -> asio::awaitable<void> {
     auto id = usb_id(bus, addr);
@@ -282,7 +283,7 @@ asio::awaitable<void> QemuVm::attach_usb(const UsbDevice& device) {
   co_await borrowed("device_add", std::move(body));
 }
 
-asio::awaitable<void> QemuVm::detach_usb(const VmUsbDevice& device) {
+asio::awaitable<void> QemuVm::detach_usb(VmUsbDevice device) {
   Body body = [this, device](QmpConnection& c) -> asio::awaitable<void> {
     std::pair<int, int> address{device.hostbus, device.hostaddr};
     std::string id = device.id;

@@ -48,9 +48,9 @@ class QemuVm : public Vm {
   bool running() const override { return up_; }
 
   // usb-host by hostbus+hostaddr, then verified with qom-get attached.
-  boost::asio::awaitable<void> attach_usb(const UsbDevice& device) override;
+  boost::asio::awaitable<void> attach_usb(UsbDevice device) override;
   // device_del, then DEVICE_DELETED.
-  boost::asio::awaitable<void> detach_usb(const VmUsbDevice& device) override;
+  boost::asio::awaitable<void> detach_usb(VmUsbDevice device) override;
   // Every usb-host in /machine/peripheral and /machine/peripheral-anon, by its QOM properties.
   boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() override;
 

@@ -27,6 +27,7 @@ struct VmUsbDevice {
   bool attached = true;  // the VM really has the host device (not a placeholder left behind)
 };
 
+// Operations take their arguments by value: a coroutine starts later than the call that makes it.
 class Vm {
  public:
   explicit Vm(std::string name) : name_(std::move(name)) {}
@@ -44,9 +45,9 @@ class Vm {
   // Why this VM can never take devices at run time (no backend for its type), else nothing.
   virtual std::optional<std::string> unsupported() const { return std::nullopt; }
 
-  virtual boost::asio::awaitable<void> attach_usb(const UsbDevice& device) = 0;
+  virtual boost::asio::awaitable<void> attach_usb(UsbDevice device) = 0;
   // Removes what the VM holds at that host address; a device it does not hold counts as detached.
-  virtual boost::asio::awaitable<void> detach_usb(const VmUsbDevice& device) = 0;
+  virtual boost::asio::awaitable<void> detach_usb(VmUsbDevice device) = 0;
   // Every host USB device the VM holds, ours or not.
   virtual boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() = 0;
 

@@ -11,11 +11,11 @@ class UnsupportedVm : public Vm {
   bool running() const override { return false; }
   std::optional<std::string> unsupported() const override { return reason_; }
   // Coroutines (not plain throws), so the failure surfaces where the caller awaits it.
-  boost::asio::awaitable<void> attach_usb(const UsbDevice&) override {
+  boost::asio::awaitable<void> attach_usb(UsbDevice) override {
     throw VmError(reason_);
     co_return;
   }
-  boost::asio::awaitable<void> detach_usb(const VmUsbDevice&) override {
+  boost::asio::awaitable<void> detach_usb(VmUsbDevice) override {
     throw VmError(reason_);
     co_return;
   }

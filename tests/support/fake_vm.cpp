@@ -35,7 +35,7 @@ bool FakeVm::holds(int busnum, int devnum) const {
   return std::ranges::any_of(held_, [&](const VmUsbDevice& d) { return d.hostbus == busnum && d.hostaddr == devnum; });
 }
 
-asio::awaitable<void> FakeVm::attach_usb(const UsbDevice& device) {
+asio::awaitable<void> FakeVm::attach_usb(UsbDevice device) {
   auto lock = co_await operations_.lock();
   if (!running()) throw VmError("VM " + name() + " is not running");
   ++attaches_started_;
@@ -50,7 +50,7 @@ asio::awaitable<void> FakeVm::attach_usb(const UsbDevice& device) {
   ++attaches_done_;
 }
 
-asio::awaitable<void> FakeVm::detach_usb(const VmUsbDevice& device) {
+asio::awaitable<void> FakeVm::detach_usb(VmUsbDevice device) {
   auto lock = co_await operations_.lock();
   if (!running()) throw VmError("VM " + name() + " is not running");
   std::erase_if(held_, [&](const VmUsbDevice& d) { return d.hostbus == device.hostbus && d.hostaddr == device.hostaddr; });

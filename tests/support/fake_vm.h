@@ -24,8 +24,8 @@ class FakeVm : public Vm {
   void stop() override { stopped_ = true; }
   bool running() const override { return up_ && !stopped_; }
 
-  boost::asio::awaitable<void> attach_usb(const UsbDevice& device) override;
-  boost::asio::awaitable<void> detach_usb(const VmUsbDevice& device) override;
+  boost::asio::awaitable<void> attach_usb(UsbDevice device) override;
+  boost::asio::awaitable<void> detach_usb(VmUsbDevice device) override;
   boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() override;
 
   // Test controls.
