@@ -86,6 +86,14 @@ class Races : public testing::Test {
     EXPECT_TRUE(run_until(io(), [&] { return device(devnum).has_value(); }));
   }
 
+  // The daemon up, and a key plugged whose attach to vm1 is held in flight.
+  void start_with_a_plug_in_flight() {
+    start();
+    vm("vm1").hold_attaches();
+    plug_key(40, "1-2.2");
+    ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  }
+
   // A request as the API would run it; `result` is set when it is answered.
   void request(Command command, std::optional<CommandResult>& result) {
     Caller caller{"unix", "test", std::nullopt, 1000, 1000, 4242};
@@ -131,10 +139,7 @@ TEST_F(Races, APlugAttachesByRuleAndUnplugDetaches) {  // the baseline the races
 }
 
 TEST_F(Races, ADetachDuringAnAttachWins) {
-  start();
-  vm("vm1").hold_attaches();
-  plug_key(40, "1-2.2");
-  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  ASSERT_NO_FATAL_FAILURE(start_with_a_plug_in_flight());
   EXPECT_EQ(request(detach_node(40)).error, std::nullopt);  // answered ok: the attach is called off
   vm("vm1").release();
   ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_done() == 1 && !vm("vm1").holds(1, 40); }));
@@ -146,10 +151,7 @@ TEST_F(Races, ADetachDuringAnAttachWins) {
 }
 
 TEST_F(Races, ATagDetachDuringAnAttachWins) {
-  start();
-  vm("vm1").hold_attaches();
-  plug_key(40, "1-2.2");
-  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  ASSERT_NO_FATAL_FAILURE(start_with_a_plug_in_flight());
   EXPECT_EQ(request(by_tag(false, "key")).error, std::nullopt);
   vm("vm1").release();
   ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_done() == 1 && !vm("vm1").holds(1, 40); }));
@@ -176,10 +178,7 @@ TEST_F(Races, AnApiAttachCutShortByADetachAnswersFailed) {
 }
 
 TEST_F(Races, AReloadThatRemovesTheRuleDuringAnAttachLeavesTheDeviceOnTheHost) {
-  start();
-  vm("vm1").hold_attaches();
-  plug_key(40, "1-2.2");
-  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  ASSERT_NO_FATAL_FAILURE(start_with_a_plug_in_flight());
   write_config(json::parse(R"({"usbPassthrough": []})"));
   daemon->reload();
   vm("vm1").release();
@@ -212,10 +211,7 @@ TEST_F(Races, ATagAttachRacingAReloadThatRemovesTheRuleDoesNotCrash) {
 }
 
 TEST_F(Races, AVmThatDiesMidAttachGetsTheDeviceWhenItComesBack) {
-  start();
-  vm("vm1").hold_attaches();
-  plug_key(40, "1-2.2");
-  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  ASSERT_NO_FATAL_FAILURE(start_with_a_plug_in_flight());
   vm("vm1").go_down();
   ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1 && std::holds_alternative<VmStopped>(seen.back()); }));
   EXPECT_EQ(attached_vm(40), std::nullopt);

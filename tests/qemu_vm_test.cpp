@@ -1,6 +1,7 @@
 // QemuVm against real QEMU 7.2 processes (q35, TCG) that see the umockdev host's USB devices.
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <thread>
 
 #include <sys/socket.h>
@@ -29,6 +30,15 @@ UsbDevice usb(int busnum, int devnum) {
   return d;
 }
 VmUsbDevice held(int busnum, int devnum) { return VmUsbDevice{"", busnum, devnum, true}; }
+
+// What list_usb says when the VM holds the test's key (host 1:40), under the name `id`, and nothing else.
+void expect_holds_only_the_key(const std::vector<VmUsbDevice>& listed, const std::string& id) {
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, id);
+  EXPECT_EQ(listed[0].hostbus, 1);
+  EXPECT_EQ(listed[0].hostaddr, 40);
+  EXPECT_TRUE(listed[0].attached);
+}
 
 QemuTimeouts quick() {
   QemuTimeouts t;
@@ -69,14 +79,9 @@ TEST_F(QemuVmTest, AttachesAHostDeviceVerifiesItAndDetachesIt) {
   complete(io, vm.attach_usb(usb(1, 40)));
   EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
   EXPECT_EQ(qemu.qmp("qom-get", {{"path", "/machine/peripheral/vhp-usb-1-40"}, {"property", "attached"}})["return"], true);
-  auto listed = complete(io, vm.list_usb());
-  ASSERT_EQ(listed.size(), 1u);
-  EXPECT_EQ(listed[0].id, "vhp-usb-1-40");
-  EXPECT_EQ(listed[0].hostbus, 1);
-  EXPECT_EQ(listed[0].hostaddr, 40);
-  EXPECT_TRUE(listed[0].attached);
+  expect_holds_only_the_key(complete(io, vm.list_usb()), "vhp-usb-1-40");
 
-  complete(io, vm.detach_usb(held(1, 40)));  // returns after DEVICE_DELETED
+  complete(io, vm.detach_usb(held(1, 40)));  // returns once QEMU has let go of it (out of the QOM tree)
   EXPECT_TRUE(qemu.usb_ids().empty());
 }
 
@@ -172,6 +177,23 @@ TEST_F(QemuVmTest, OperationsOnOneVmAreSerialised) {
   EXPECT_EQ(qemu.usb_ids(), std::vector<std::string>{"vhp-usb-1-40"});
 }
 
+TEST_F(QemuVmTest, AVmWhoseSocketDirectoryAppearsLaterIsFound) {
+  // Ghaf's VM state directory may not exist when the daemon starts: probed until it can be watched.
+  std::string later = dir / "later";
+  QemuVm vm_later(io, "later", later + "/vm.qmp", quick());
+  int later_ups = 0;
+  vm_later.on_up = [&] { ++later_ups; };
+  vm_later.start();
+  EXPECT_FALSE(vm_later.running());
+  EXPECT_FALSE(vm_later.watching_socket());
+  std::filesystem::create_directory(later);
+  ASSERT_TRUE(run_until(io, [&] { return vm_later.watching_socket(); }));  // the fallback timer tried again
+  test::Qemu qemu_later(later, "vm");
+  qemu_later.start();
+  ASSERT_TRUE(run_until(io, [&] { return later_ups == 1 && vm_later.running(); }));  // seen through inotify
+  vm_later.stop();
+}
+
 // Ghaf stops a VM with `system_powerdown` through `socat -t1` on the same socket: QEMU serves one
 // monitor client at a time, so we may only borrow it.
 TEST_F(QemuVmTest, TheMonitorIsFreeForItsOwnerWhileWeAreIdle) {
@@ -217,12 +239,7 @@ TEST_F(QemuVmTest, AUsbHostUnderAnotherNameIsFoundByItsHostAddress) {
     added = qemu.qmp("device_add", {{"driver", "usb-host"}, {"id", "usb140"}, {"hostbus", 1}, {"hostaddr", 40}});
     return added.contains("return");
   })) << added.dump();
-  auto listed = complete(io, vm.list_usb());
-  ASSERT_EQ(listed.size(), 1u);
-  EXPECT_EQ(listed[0].id, "usb140");
-  EXPECT_EQ(listed[0].hostbus, 1);
-  EXPECT_EQ(listed[0].hostaddr, 40);
-  EXPECT_TRUE(listed[0].attached);
+  expect_holds_only_the_key(complete(io, vm.list_usb()), "usb140");
   complete(io, vm.detach_usb(held(1, 40)));  // by its host address; QEMU's id is looked up
   EXPECT_TRUE(qemu.usb_ids().empty());
 }

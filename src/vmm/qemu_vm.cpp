@@ -146,7 +146,7 @@ void QemuVm::probe_later(std::chrono::milliseconds after, int retries) {
 }
 
 void QemuVm::set_up(std::optional<pid_t> pid) {
-  if (up_ && pid && process_.pid() != *pid) set_down("a new QEMU process answers on its socket");  // restarted unseen
+  if (up_ && pid && process_.pid() && process_.pid() != *pid) set_down("a new QEMU process answers on its socket");  // restarted unseen
   if (up_) return;
   up_ = true;
   auto alive = alive_;
@@ -235,7 +235,8 @@ asio::awaitable<void> QemuVm::borrowed(std::string what, Body body, bool need_up
 }
 
 asio::awaitable<json> QemuVm::execute(QmpConnection& c, const std::string& command, json arguments) {
-  spdlog::debug("qmp: -> {} on {}", command, name());
+  auto id = arguments.is_object() ? arguments.find("id") : arguments.end();
+  spdlog::debug("qmp: -> {} {}on {}", command, id != arguments.end() && id->is_string() ? id->get<std::string>() + " " : "", name());
   try {
     co_return co_await c.execute(command, std::move(arguments), timeouts_.command);
   } catch (const QmpError& e) {
@@ -301,6 +302,20 @@ asio::awaitable<void> QemuVm::detach_usb(VmUsbDevice device) {
       id.clear();  // not there: nothing to detach
     }
     if (id.empty()) {
+      ids_.erase(address);
+      co_return;
+    }
+    // A USB device is unplugged synchronously: once it has left the QOM tree, its host device is
+    // released. QEMU sends DEVICE_DELETED only ~50 ms later (its RCU thread batches), so look first.
+    auto path = id.starts_with('/') ? id : "/machine/peripheral/" + id;
+    json args_path{{"path", path}};
+    bool gone = false;
+    try {
+      co_await execute(c, "qom-list", std::move(args_path));
+    } catch (const QmpError&) {
+      gone = true;  // "Device … not found": out of the tree
+    }
+    if (gone) {
       ids_.erase(address);
       co_return;
     }

@@ -58,6 +58,8 @@ class QemuVm : public Vm {
   static std::string usb_id(int busnum, int devnum);
   // Whether a connection to the monitor is open now (it is only while operations are queued).
   bool monitor_open() const { return conn_ && conn_->is_open(); }
+  // Whether the socket's directory is watched with inotify (else probed on the fallback timer).
+  bool watching_socket() const { return socket_watch_.watching(); }
 
  private:
   using Body = std::function<boost::asio::awaitable<void>(QmpConnection&)>;

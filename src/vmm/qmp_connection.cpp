@@ -109,9 +109,11 @@ asio::awaitable<void> QmpConnection::open(const std::string& socket_path, Durati
   disarm();
   if (timed_out_) throw QmpError("Timeout", "connecting to " + socket_path + " took longer than " + millis(timeout));
   if (ec) throw QmpError("Disconnected", "cannot connect to " + socket_path + ": " + ec.message());
-  auto greeting = co_await read_message(left());  // the first line, never an event
+  json greeting;
+  do greeting = co_await read_message(left());
+  while (greeting.contains("event"));  // none should come first; one left over from an earlier session is no greeting
   if (auto qmp = greeting.find("QMP"); qmp == greeting.end() || !qmp->is_object())
-    throw QmpError("Protocol", "no QMP greeting on " + socket_path);
+    throw QmpError("Protocol", "no QMP greeting on " + socket_path + " (got " + greeting.dump().substr(0, 120) + ")");
   co_await write_line("{\"execute\":\"qmp_capabilities\"}\n", left());
   json reply;
   do reply = co_await read_message(left());
