@@ -120,6 +120,21 @@ int main(int argc, char** argv) {
   ctl(socket, {"usb", "list", "--disconnected", "--short"});
   std::cout << "state file:\n" << test::read_file(dir / "vhotplug.state");
 
+  say("vm1's owner stops it through its own QMP socket while vhotplugd runs (Ghaf's VM stop: socat -t1)");
+  auto replies = test::qmp_one_shot(vm1.socket(), "quit", std::chrono::milliseconds(1000));
+  std::cout << "the owner's session (greeting, capabilities, quit), answered at once:\n";
+  for (const auto& r : replies) std::cout << "  " << r.dump().substr(0, 100) << "\n";
+  test::eventually([&] { return !vm1.running(); }, std::chrono::seconds(2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  show_events();
+
+  say("vm1 starts again on the same socket: its device comes back");
+  vm1.start();
+  test::eventually([&] { return vm1.usb_ids().size() == 1; }, std::chrono::seconds(2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  show_events();
+  std::cout << "in vm1: " << in_vm(vm1) << std::endl;
+
   say("Unplug the key: the VM side goes first, then the host side");
   tb.unplug(key_path);
   test::eventually([&] { return vm1.usb_ids().empty(); });
