@@ -1,6 +1,7 @@
 // The real vhotplugd and vhotplugctl as child processes on a umockdev host, over real sockets.
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 
 #include <unistd.h>
@@ -134,8 +135,29 @@ TEST_F(Daemon, ARefusedPeerIsLoggedOnceWithItsIdentity) {
 TEST_F(Daemon, SighupDoesNotKillIt) {
   auto daemon = start_daemon();
   ::kill(daemon->pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return test::read_file(dir / "daemon.log").find("config reloaded") != std::string::npos; }));
   EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
   EXPECT_TRUE(daemon->running());
+}
+
+TEST_F(Daemon, AConfigFileThatGoesAwayKeepsTheCurrentConfigAtSighup) {
+  auto daemon = start_daemon();
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["usb_devices"].size(), 6u);
+  std::filesystem::remove(dir / "vhotplug.conf");  // the built-in default has no rules: it must not apply now
+  ::kill(daemon->pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return test::read_file(dir / "daemon.log").find("does not exist") != std::string::npos; }));
+  EXPECT_NE(test::read_file(dir / "daemon.log").find("config reload rejected"), std::string::npos);
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["usb_devices"].size(), 6u);
+  EXPECT_TRUE(daemon->running());
+}
+
+TEST_F(Daemon, TakesTheReferencesNegativeFlags) {
+  auto daemon = std::make_unique<test::Child>(
+      std::vector<std::string>{VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf", "--no-attach-connected", "--no-debug"},
+      dir / "daemon.out", dir / "daemon.log");
+  ASSERT_TRUE(eventually([&] { return test::unix_socket_accepts(socket_path) || !daemon->running(); }));
+  EXPECT_TRUE(daemon->running()) << test::read_file(dir / "daemon.log");
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
 }
 
 TEST_F(Daemon, ASecondDaemonOnTheSameSocketRefusesToStart) {

@@ -127,6 +127,12 @@ void Daemon::wait_for_hangup() {
 
 void Daemon::reload() {
   try {
+    // The built-in default is for a host without a config file at start; a file that vanished
+    // (or cannot be looked at) later must not drop every rule and VM.
+    std::error_code ec;
+    bool exists = std::filesystem::exists(options_.config_path, ec);
+    if (ec) throw ConfigError(options_.config_path + ": " + ec.message());
+    if (!exists) throw ConfigError(options_.config_path + " does not exist");
     auto fresh = load_config_or_default(options_.config_path);
     if (nlohmann::json(fresh.general.api.transports) != nlohmann::json(api_config_.transports) ||
         fresh.general.api.port != api_config_.port || fresh.general.api.unix_socket != api_config_.unix_socket)

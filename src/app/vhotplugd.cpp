@@ -50,10 +50,11 @@ int main(int argc, char** argv) {
   std::string check_path;
   bool list = false, debug = false;
   app.add_option("-c,--config", options.config_path, "Path to the JSON config file")->capture_default_str();
-  app.add_flag("-a,--attach-connected", options.attach_connected, "Attach the devices already connected at start-up");
+  app.add_flag("-a,--attach-connected,!--no-attach-connected", options.attach_connected,
+               "Attach the devices already connected at start-up (the reference's --no-attach-connected is the default)");
   app.add_flag("--list-devices", list, "Print the host's USB and PCI devices as JSON and exit");
   app.add_option("--check-config", check_path, "Validate a config file, print the verdict and exit 0 (valid) or 1");
-  app.add_flag("-d,--debug", debug, "Verbose logging");
+  app.add_flag("-d,--debug,!--no-debug", debug, "Verbose logging");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_default_logger(spdlog::stderr_color_mt("vhotplugd"));  // stdout is for --list-devices
   spdlog::set_level(debug ? spdlog::level::debug : spdlog::level::info);
