@@ -358,5 +358,21 @@ TEST_F(Passthrough, AMalformedQmpReplyIsAnsweredAndTheVmStaysManaged) {
   EXPECT_TRUE(attached(50, "vm2"));
 }
 
+// Plugs for vm1, then vm2, then vm1 again: each VM's QEMU sees every plug (under umockdev each
+// child process gets its own descriptor range, so their emulated uevent sockets cannot collide).
+TEST_F(Passthrough, PlugsForBothVmsInAnyOrderAllAttach) {
+  start_daemon();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(eventually([&] { return attached(40, "vm1"); })) << log();
+  plug_stick(50, "1-9", "S1");
+  ASSERT_EQ(request({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/050"}, {"vm", "vm2"}})["result"], "ok") << log();
+  plug_key(41, "1-2.3");
+  ASSERT_TRUE(eventually([&] { return attached(41, "vm1"); })) << log();
+  plug_stick(51, "1-10", "S2");
+  ASSERT_EQ(request({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/051"}, {"vm", "vm2"}})["result"], "ok") << log();
+  EXPECT_EQ(vm1.usb_ids(), (std::vector<std::string>{"vhp-usb-1-40", "vhp-usb-1-41"}));
+  EXPECT_EQ(vm2.usb_ids(), (std::vector<std::string>{"vhp-usb-1-50", "vhp-usb-1-51"}));
+}
+
 }  // namespace
 }  // namespace vhp

@@ -60,6 +60,8 @@ ProcessResult run_capture(const std::vector<std::string>& argv) {
 }
 
 Child::Child(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path) {
+  static int started = 0;
+  int first_fd = 100 * (1 + started++ % 9);  // 100, 200, … 900: below the usual soft limit of 1024
   auto args = c_args(argv);
   pid_t parent = ::getpid();
   pid_ = ::fork();
@@ -72,6 +74,11 @@ Child::Child(const std::vector<std::string>& argv, const std::string& stdout_pat
     int out = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(in, STDIN_FILENO), ::dup2(out, STDOUT_FILENO), ::dup2(err, STDERR_FILENO);
+    // Placeholders up to this child's range, so the descriptors it opens are numbered apart from
+    // every other child's: umockdev names a process's emulated uevent socket "event<fd>" and a
+    // later bind of the same name steals it (two QEMUs' libusb sockets would get the same number).
+    for (int fd = 3; fd < first_fd; ++fd)
+      if (::fcntl(fd, F_GETFD) < 0) ::dup2(in, fd);
     ::execv(args[0], args.data());
     ::_exit(127);
   }

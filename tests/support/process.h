@@ -16,7 +16,10 @@ struct ProcessResult {
 // Runs to completion and captures standard output.
 ProcessResult run_capture(const std::vector<std::string>& argv);
 
-// A background child whose standard output and error go to files; killed when destroyed.
+// A background child whose standard output and error go to files; killed when destroyed. Each
+// child's own descriptors start at its own hundred (100, 200, … 900, in turn), below them are
+// placeholders: under umockdev, processes whose uevent sockets share a number steal each other's
+// uevents (see docs/TESTING.md).
 class Child {
  public:
   Child(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path);
