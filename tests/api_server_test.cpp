@@ -62,11 +62,14 @@ class ApiServerTest : public testing::Test {
     o.transport = transport, o.path = config.unix_socket, o.port = config.port, o.timeout_ms = 5000;
     return std::make_unique<ApiClient>(o);
   }
+  // True when the server ends the stream; false when it stays silent (the client's read times out).
   static bool closed_by_server(ApiClient& c) {
     try {
       while (true) c.read_line();  // whatever was in flight, then end of stream
+    } catch (const boost::system::system_error&) {
+      return true;  // end of stream or reset
     } catch (const std::exception&) {
-      return true;
+      return false;  // "no answer within …": still open
     }
   }
 
@@ -126,7 +129,7 @@ TEST_F(ApiServerTest, BadInputIsAnsweredAndTheConnectionStaysUsable) {
   EXPECT_EQ(c->request({{"action", "usb_list"}})["result"], "ok");
 }
 
-TEST_F(ApiServerTest, ALineAtTheLimitIsServedAndOneOverIsAnsweredThenClosed) {
+TEST_F(ApiServerTest, ALineAtTheLimitIsServedAndOneOverIsAnsweredAndSkipped) {
   config.max_line_bytes = 4096;
   start();
   auto c = connect();
@@ -136,11 +139,13 @@ TEST_F(ApiServerTest, ALineAtTheLimitIsServedAndOneOverIsAnsweredThenClosed) {
   c->send_raw(request + "\n");
   EXPECT_EQ(c->read_line(), R"({"result":"ok","usb_devices":[]})");
 
-  c->send_raw(std::string(5000, 'x'));  // no newline in sight
+  c->send_raw(std::string(5000, 'x'));  // no newline in sight: answered at once
   EXPECT_EQ(c->read_line(), R"({"result":"failed","error":"Message too long: the limit is 4096 bytes per line"})");
-  EXPECT_TRUE(closed_by_server(*c));
-  EXPECT_TRUE(eventually([&] { return clients() == 0; }));
-  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");  // others are fine
+  // The rest of that line, however long, is skipped up to its newline; the next request is served.
+  c->send_raw(std::string(20000, 'y') + "\n{\"action\":\"usb_list\",\"tag\":\"none\"}\n");
+  EXPECT_EQ(c->read_line(), R"({"result":"ok","usb_devices":[]})");
+  EXPECT_EQ(c->request({{"action", "usb_list"}, {"tag", "none"}})["result"], "ok");
+  EXPECT_EQ(clients(), 1u);
 }
 
 TEST_F(ApiServerTest, ClientLimitRefusesWithAReasonAndFreesSlots) {
@@ -155,6 +160,29 @@ TEST_F(ApiServerTest, ClientLimitRefusesWithAReasonAndFreesSlots) {
   a.reset();  // frees a slot
   ASSERT_TRUE(eventually([&] { return clients() == 1; }));
   EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
+}
+
+TEST_F(ApiServerTest, EachTransportHasItsOwnPool) {
+  config.max_clients = 2;
+  start();
+  auto a = connect("tcp"), b = connect("tcp");
+  EXPECT_EQ(a->request({{"action", "usb_list"}})["result"], "ok");
+  EXPECT_EQ(b->request({{"action", "usb_list"}})["result"], "ok");
+  auto refused = connect("tcp");
+  EXPECT_EQ(refused->read_line(), R"({"result":"failed","error":"Too many clients: the limit is 2"})");
+  EXPECT_EQ(connect("unix")->request({{"action", "usb_list"}})["result"], "ok");  // TCP cannot lock Unix clients out
+}
+
+TEST_F(ApiServerTest, AConnectionThatNeverSendsARequestIsClosedOthersStay) {
+  config.first_request_timeout_ms = 300;
+  start();
+  auto subscriber = connect();
+  ASSERT_EQ(subscriber->request({{"action", "enable_notifications"}})["result"], "ok");
+  auto silent = connect();
+  silent->send_raw("{\"action\":");  // half a request, then nothing
+  EXPECT_TRUE(closed_by_server(*silent));  // it outlived its timeout…
+  EXPECT_EQ(subscriber->request({{"action", "usb_list"}})["result"], "ok");  // …and so did the subscriber, which stays
+  EXPECT_TRUE(eventually([&] { return clients() == 1; }));
 }
 
 TEST_F(ApiServerTest, AClientThatStopsReadingIsDroppedAndNobodyElseNotices) {

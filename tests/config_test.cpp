@@ -17,7 +17,7 @@ TEST(ApiConfig, ReferenceDefaultsWhenTheSectionIsAbsent) {
   EXPECT_EQ(c.general.api.port, 2000);
   EXPECT_EQ(c.general.api.unix_socket, "/var/lib/vhotplug/vhotplug.sock");
   EXPECT_EQ(c.general.api.max_line_bytes, 1024u * 1024u);
-  EXPECT_EQ(c.general.api.max_clients, 64u);
+  EXPECT_EQ(c.general.api.max_clients, 1024u);
 }
 
 TEST(ApiConfig, BuiltInDefaultListensOnTheUnixSocket) {

@@ -296,5 +296,58 @@ TEST_F(Daemon, SigtermWhileAnAttachIsInFlightExitsCleanly) {
   EXPECT_EQ(test::read_file(dir / "daemon.log").find("AddressSanitizer"), std::string::npos);
 }
 
+// 128 subscribers, half on the Unix socket and half on TCP (the reference has no client limit):
+// each gets exactly the 50 events of 25 plug/unplug cycles, in order.
+TEST_F(Daemon, HundredsOfSubscribersEachGetEveryEvent) {
+  auto daemon = start_daemon();
+  std::vector<std::unique_ptr<ApiClient>> subscribers;
+  for (int i = 0; i < 128; ++i) {
+    subscribers.push_back(connect(i % 2 ? "tcp" : "unix"));
+    ASSERT_EQ(subscribers.back()->request({{"action", "enable_notifications"}})["result"], "ok") << i;
+  }
+  for (int cycle = 0; cycle < 25; ++cycle) {
+    auto key = plug_key(40 + cycle);
+    ASSERT_EQ(json::parse(subscribers[0]->read_line())["event"], "usb_connected");
+    tb.unplug(key);
+    ASSERT_EQ(json::parse(subscribers[0]->read_line())["event"], "usb_disconnected");
+  }
+  for (std::size_t i = 1; i < subscribers.size(); ++i) {
+    auto& s = *subscribers[i];
+    for (int cycle = 0; cycle < 25; ++cycle) {
+      auto connected = json::parse(s.read_line());
+      ASSERT_EQ(connected["event"], "usb_connected") << i;
+      ASSERT_EQ(connected["usb_device"]["devnum"], 40 + cycle) << i;
+      ASSERT_EQ(json::parse(s.read_line())["event"], "usb_disconnected") << i;
+    }
+    s.send({{"action", "usb_list"}, {"tag", "none"}});
+    EXPECT_EQ(s.read_line(), R"({"result":"ok","usb_devices":[]})") << i;  // nothing more was queued
+  }
+}
+
+// Out of descriptors: the accept loop pauses and says so once per episode instead of spinning,
+// and serves the waiting clients once descriptors are free again.
+TEST_F(Daemon, RunningOutOfDescriptorsIsOneLogLineAndRecovers) {
+  test::Child daemon({"/usr/bin/prlimit", "--nofile=64:64", VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"}, dir / "daemon.out",
+                     dir / "daemon.log", false);
+  ASSERT_TRUE(eventually([&] { return test::unix_socket_accepts(socket_path) || !daemon.running(); }));
+  auto first = connect();
+  ASSERT_EQ(first->request({{"action", "usb_list"}})["result"], "ok");
+  std::vector<std::unique_ptr<ApiClient>> crowd;
+  auto failures = [&] {
+    auto log = test::read_file(dir / "daemon.log");
+    std::size_t n = 0;
+    for (auto at = log.find("accept failed"); at != std::string::npos; at = log.find("accept failed", at + 1)) ++n;
+    return n;
+  };
+  for (int i = 0; i < 80 && failures() == 0; ++i) crowd.push_back(connect());  // queued in the backlog past the limit
+  ASSERT_TRUE(eventually([&] { return failures() > 0; })) << test::read_file(dir / "daemon.log");
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(first->request({{"action", "usb_list"}})["result"], "ok");  // the loop goes on meanwhile
+  EXPECT_EQ(failures(), 1u);
+  crowd.clear();
+  ASSERT_TRUE(eventually([&] { return test::read_file(dir / "daemon.log").find("accepting again") != std::string::npos; }));
+  EXPECT_EQ(failures(), 1u);
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
+}
+
 }  // namespace
 }  // namespace vhp

@@ -1,5 +1,8 @@
 #include "api/connection.h"
 
+#include <algorithm>
+#include <array>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -21,7 +24,8 @@ Connection::Connection(Socket socket, std::string peer, Protocol& protocol, Conn
       run_command_(std::move(run_command)),
       pending_events_(std::move(pending_events)),
       queue_(socket_.get_executor(), limits.send_queue_bytes),
-      deadline_(socket_.get_executor()) {}
+      deadline_(socket_.get_executor()),
+      first_request_(socket_.get_executor()) {}
 
 // An exception out of a connection's coroutine is a bug: log it and drop that client, never lose it silently.
 std::function<void(std::exception_ptr)> Connection::on_failure() {
@@ -38,6 +42,13 @@ std::function<void(std::exception_ptr)> Connection::on_failure() {
 
 void Connection::start() {
   auto self = shared_from_this();
+  first_request_.expires_after(limits_.first_request_timeout);
+  first_request_.async_wait([weak = std::weak_ptr<Connection>(self)](boost::system::error_code ec) {
+    auto conn = weak.lock();
+    if (ec || !conn) return;
+    spdlog::info("api: {} sent no complete request within {} ms; closing", conn->peer_, conn->limits_.first_request_timeout.count());
+    conn->close();
+  });
   asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, on_failure());
   asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, on_failure());
 }
@@ -63,6 +74,7 @@ void Connection::close() {
   socket_.close(ignored);
   queue_.wake();
   deadline_.cancel();
+  first_request_.cancel();
   if (on_closed_) on_closed_(this);
 }
 
@@ -73,16 +85,22 @@ asio::awaitable<void> Connection::read_loop() {
     // One byte beyond the limit is the '\n' that ends a line of exactly max_line_bytes.
     std::size_t n = co_await asio::async_read_until(socket_, asio::dynamic_buffer(input_, limits_.max_line_bytes + 1),
                                                     '\n', asio::redirect_error(asio::use_awaitable, ec));
-    if (ec == asio::error::not_found) {
-      spdlog::warn("api: {} sent a line over {} bytes; closing", peer_, limits_.max_line_bytes);
-      close_after_flush_ = true;
+    if (ec == asio::error::not_found) {  // answered; the rest of that line is skipped and the next one served
+      spdlog::warn("api: {} sent a line over {} bytes; skipping it", peer_, limits_.max_line_bytes);
+      first_request_.cancel();
       send(Protocol::to_line(Protocol::line_too_long(limits_.max_line_bytes)));
-      co_return;
+      input_.clear();
+      if (!co_await skip_line()) {
+        close();
+        co_return;
+      }
+      continue;
     }
     if (ec) {  // end of stream, reset, or closed by us
       close();
       co_return;
     }
+    first_request_.cancel();
     auto outcome = protocol_.handle(std::string_view(input_.data(), n - 1), session_);
     input_.erase(0, n);
     if (outcome.command) {
@@ -97,6 +115,21 @@ asio::awaitable<void> Connection::read_loop() {
     if (outcome.replay_pending_selects && pending_events_)
       for (const auto& event : pending_events_()) send(Protocol::to_line(event));
   }
+}
+
+asio::awaitable<bool> Connection::skip_line() {
+  std::array<char, 4096> chunk;
+  while (!closed_) {
+    boost::system::error_code ec;
+    std::size_t n = co_await socket_.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return false;
+    auto end = chunk.begin() + static_cast<std::ptrdiff_t>(n);
+    if (auto newline = std::find(chunk.begin(), end, '\n'); newline != end) {
+      input_.assign(newline + 1, end);  // the start of the next request
+      co_return true;
+    }
+  }
+  co_return false;
 }
 
 asio::awaitable<void> Connection::write_loop() {

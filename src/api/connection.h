@@ -21,6 +21,7 @@ struct ConnectionLimits {
   std::size_t max_line_bytes;
   std::size_t send_queue_bytes;
   std::chrono::milliseconds send_timeout;
+  std::chrono::milliseconds first_request_timeout;  // no complete request by then: closed
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -46,6 +47,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   std::function<void(std::exception_ptr)> on_failure();
   boost::asio::awaitable<void> read_loop();
+  // Reads and drops bytes up to the next '\n' (the end of an over-long line); false when the stream ended.
+  boost::asio::awaitable<bool> skip_line();
   boost::asio::awaitable<void> write_loop();
 
   Socket socket_;
@@ -61,6 +64,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool close_after_flush_ = false;
   bool closed_ = false;
   boost::asio::steady_timer deadline_;  // a write that takes longer than send_timeout drops the client
+  boost::asio::steady_timer first_request_;  // a connection that never sends a complete request is closed
 };
 
 }  // namespace vhp

@@ -32,7 +32,7 @@ class Protocol {
 
   static nlohmann::ordered_json failed(const std::string& error);
   static nlohmann::ordered_json ok();
-  // The response to a line longer than `limit` bytes (the connection is then closed).
+  // The response to a line longer than `limit` bytes (the rest of the line is skipped; the connection goes on).
   static nlohmann::ordered_json line_too_long(std::size_t limit);
   // Serialises a message as one line, '\n' included. Invalid UTF-8 cannot reach here, but is replaced if it does.
   static std::string to_line(const nlohmann::ordered_json& message);

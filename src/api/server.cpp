@@ -76,11 +76,12 @@ void ApiServer::stop() {
   listeners_.clear();
   auto connections = std::move(connections_);
   connections_.clear();
+  per_transport_.clear();
   for (auto& [raw, conn] : connections) conn->close();
 }
 
 std::optional<std::string> ApiServer::refusal(const Peer& peer) const {
-  if (connections_.size() >= config_.max_clients)
+  if (auto n = per_transport_.find(peer.transport); n != per_transport_.end() && n->second >= config_.max_clients)  // each transport its own pool
     return "Too many clients: the limit is " + std::to_string(config_.max_clients);
   if (peer.transport == "vsock" && !config_.allowed_cids.empty() &&
       (!peer.cid || std::ranges::find(config_.allowed_cids, *peer.cid) == config_.allowed_cids.end()))
@@ -104,8 +105,8 @@ void ApiServer::log_refusal_once(const Peer& peer, const std::string& reason) {
 }
 
 void ApiServer::admit(Connection::Socket socket, const Peer& peer) {
-  ConnectionLimits limits{config_.max_line_bytes, config_.send_queue_bytes,
-                          std::chrono::milliseconds(config_.send_timeout_ms)};
+  ConnectionLimits limits{config_.max_line_bytes, config_.send_queue_bytes, std::chrono::milliseconds(config_.send_timeout_ms),
+                          std::chrono::milliseconds(config_.first_request_timeout_ms)};
   if (auto reason = refusal(peer)) {
     log_refusal_once(peer, *reason);
     auto conn = std::make_shared<Connection>(std::move(socket), peer.describe(), protocol_, limits, nullptr);
@@ -120,9 +121,13 @@ void ApiServer::admit(Connection::Socket socket, const Peer& peer) {
       if (auto event = to_wire(ManagerEvent(selection))) events.push_back(std::move(*event));
     return events;
   };
-  auto conn = std::make_shared<Connection>(std::move(socket), peer.describe(), protocol_, limits,
-                                           [this](Connection* c) { connections_.erase(c); }, std::move(run), std::move(pending));
+  auto on_closed = [this, transport = peer.transport](Connection* c) {
+    if (connections_.erase(c)) --per_transport_[transport];
+  };
+  auto conn = std::make_shared<Connection>(std::move(socket), peer.describe(), protocol_, limits, std::move(on_closed),
+                                           std::move(run), std::move(pending));
   connections_.emplace(conn.get(), conn);
+  ++per_transport_[peer.transport];
   spdlog::debug("api: client {} connected ({} now)", peer.describe(), connections_.size());
   conn->start();
 }

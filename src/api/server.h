@@ -1,6 +1,7 @@
 #pragma once
 // The vhotplug API server: listeners for the configured transports, admission (client limit,
 // VSOCK CID allow-list, Unix peer credentials), and fan-out of device events.
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -64,6 +65,7 @@ class ApiServer {
   std::set<unsigned> allowed_uids_, allowed_gids_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
+  std::map<std::string, std::size_t> per_transport_;  // connections_ by transport
   std::set<std::string> refused_logged_;
 };
 

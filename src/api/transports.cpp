@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/server.h"
+#include "common/accept_backoff.h"
 #include "common/log_failure.h"
 
 namespace vhp {
@@ -55,10 +56,11 @@ class AcceptLoop : public Listener {
       typename Acceptor::endpoint_type endpoint;
       auto socket = co_await acceptor_.async_accept(endpoint, asio::redirect_error(asio::use_awaitable, ec));
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-      if (ec) {  // EMFILE and the like: log and keep accepting
-        spdlog::warn("api: accept failed: {}", ec.message());
+      if (ec) {  // EMFILE and the like
+        co_await backoff_.failed(acceptor_.get_executor(), ec);
         continue;
       }
+      backoff_.succeeded();
       Peer peer = make_peer_(socket, endpoint);
       int fd = socket.release();
       admit_(Connection::Socket(acceptor_.get_executor(), protocol_, fd), peer);
@@ -70,6 +72,7 @@ class AcceptLoop : public Listener {
   Admit admit_;
   MakePeer make_peer_;
   std::function<void()> on_close_;
+  AcceptBackoff backoff_{"api"};
 };
 
 template <class Acceptor, class MakePeer>

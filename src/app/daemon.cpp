@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include <sys/resource.h>
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
@@ -9,6 +11,24 @@
 namespace vhp {
 
 namespace {
+
+// Clients are descriptors: take all the kernel allows (soft limit up to the hard one), and say so
+// when the configured pools cannot all be served.
+void raise_descriptor_limit(const Config& config) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  const auto& api = config.general.api;
+  std::size_t wanted = (api.enable ? api.max_clients * api.transports.size() : 0) +
+                       (config.general.thunder.enable ? config.general.thunder.max_clients : 0) + 64;  // + VMs, udev, files
+  if (limit.rlim_cur != RLIM_INFINITY && wanted > limit.rlim_cur)
+    spdlog::warn("the client limits need about {} descriptors but the process may open {}; past that, new clients wait "
+                 "in the backlog until others leave",
+                 wanted, static_cast<unsigned long long>(limit.rlim_cur));
+}
 
 void log_event(const DeviceEvent& event) {
   std::visit(
@@ -58,6 +78,7 @@ Daemon::~Daemon() {
 }
 
 void Daemon::start() {
+  raise_descriptor_limit(manager_->policy().config());
   logging_ = registry_.subscribe(log_event);
   watcher_.start();
   spdlog::info("watching {} USB and {} PCI devices", registry_.usb_devices().size(), registry_.pci_devices().size());

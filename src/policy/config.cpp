@@ -303,7 +303,7 @@ std::vector<Principal> principals(JsonReader& r, const json& o, const std::strin
 ApiConfig api_config(JsonReader& r, const json& api, const std::string& p) {
   r.warn_unknown_keys(api, p, {"enable", "host", "port", "transports", "allowedCids", "unixSocket", "unixSocketUser",
                                "unixSocketGroup", "unixSocketMode", "allowedUsers", "allowedGroups", "maxLineBytes",
-                               "maxClients", "sendQueueBytes", "sendTimeoutMs"});
+                               "maxClients", "sendQueueBytes", "sendTimeoutMs", "firstRequestTimeoutMs"});
   ApiConfig c;
   c.enable = r.boolean(api, p, "enable").value_or(true);
   c.host = r.string(api, p, "host").value_or(c.host);
@@ -341,6 +341,8 @@ ApiConfig api_config(JsonReader& r, const json& api, const std::string& p) {
   c.max_clients = r.integer(api, p, "maxClients", 1, 65536).value_or(c.max_clients);
   c.send_queue_bytes = r.integer(api, p, "sendQueueBytes", 4096, 1L << 30).value_or(c.send_queue_bytes);
   c.send_timeout_ms = static_cast<int>(r.integer(api, p, "sendTimeoutMs", 100, 3'600'000).value_or(c.send_timeout_ms));
+  c.first_request_timeout_ms =
+      static_cast<int>(r.integer(api, p, "firstRequestTimeoutMs", 100, 3'600'000).value_or(c.first_request_timeout_ms));
   return c;
 }
 

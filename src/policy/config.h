@@ -37,9 +37,10 @@ struct ApiConfig {
   std::vector<Principal> allowed_users, allowed_groups;
   // Ours: limits.
   std::size_t max_line_bytes = 1024 * 1024;
-  std::size_t max_clients = 64;
+  std::size_t max_clients = 1024;  // per transport: TCP clients cannot lock out Unix ones
   std::size_t send_queue_bytes = 4 * 1024 * 1024;
   int send_timeout_ms = 10'000;
+  int first_request_timeout_ms = 30'000;  // a connection that has sent no complete request by then is closed
 
   bool has_transport(const std::string& t) const;
 };

@@ -11,6 +11,7 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/accept_backoff.h"
 #include "common/log_failure.h"
 #include "common/send_queue.h"
 #include "device/block_devices.h"
@@ -158,11 +159,17 @@ void ThunderServer::on_device_event(const DeviceEvent& event) {
 
 asio::awaitable<void> ThunderServer::accept_loop() {
   auto alive = alive_;
+  AcceptBackoff backoff("thunder");
   while (acceptor_.is_open()) {
     boost::system::error_code ec;
     auto socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (!*alive || !acceptor_.is_open()) co_return;
-    if (ec) continue;
+    if (ec) {
+      co_await backoff.failed(io_.get_executor(), ec);
+      if (!*alive) co_return;
+      continue;
+    }
+    backoff.succeeded();
     if (clients_ >= config_.max_clients) {
       spdlog::warn("thunder: client limit {} reached; refusing a connection", config_.max_clients);
       boost::system::error_code ignored;

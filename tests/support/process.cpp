@@ -59,9 +59,10 @@ ProcessResult run_capture(const std::vector<std::string>& argv) {
   return result;
 }
 
-Child::Child(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path) {
+Child::Child(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path,
+             bool own_descriptor_range) {
   static int started = 0;
-  int first_fd = 100 * (1 + started++ % 9);  // 100, 200, … 900: below the usual soft limit of 1024
+  int first_fd = own_descriptor_range ? 100 * (1 + started++ % 9) : 0;  // 100, 200, … 900: below the usual soft limit of 1024
   auto args = c_args(argv);
   pid_t parent = ::getpid();
   pid_ = ::fork();

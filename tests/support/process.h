@@ -22,7 +22,9 @@ ProcessResult run_capture(const std::vector<std::string>& argv);
 // uevents (see docs/TESTING.md).
 class Child {
  public:
-  Child(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path);
+  // `own_descriptor_range` false: no placeholders (for a child run under a small descriptor limit).
+  Child(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path,
+        bool own_descriptor_range = true);
   ~Child();
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
