@@ -140,6 +140,21 @@ TEST_F(Daemon, SighupDoesNotKillIt) {
   EXPECT_TRUE(daemon->running());
 }
 
+TEST_F(Daemon, ASighupNamesWhatItCannotApply) {
+  auto daemon = start_daemon();
+  auto config = json::parse(test::read_file(dir / "vhotplug.conf"));
+  config["general"]["api"]["maxClients"] = 10;
+  config["general"]["api"]["allowedUsers"] = {"root"};
+  config["vms"][0]["socket"] = "/tmp/elsewhere.sock";
+  write_config(config);
+  ::kill(daemon->pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return test::read_file(dir / "daemon.log").find("config reloaded") != std::string::npos; }));
+  EXPECT_NE(test::read_file(dir / "daemon.log")
+                .find("these changes take effect at the next restart: general.api.allowedUsers, general.api.maxClients, vms"),
+            std::string::npos)
+      << test::read_file(dir / "daemon.log");
+}
+
 TEST_F(Daemon, AConfigFileThatGoesAwayKeepsTheCurrentConfigAtSighup) {
   auto daemon = start_daemon();
   EXPECT_EQ(connect()->request({{"action", "usb_list"}})["usb_devices"].size(), 6u);

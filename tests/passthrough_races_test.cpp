@@ -267,5 +267,41 @@ TEST_F(Races, AVmTypeWithoutABackendIsAClearErrorAtAttachTime) {
   EXPECT_EQ(request(UsbAttach{s, std::nullopt}).error, "Unsupported vm type: crosvm");
 }
 
+// SIGHUP re-applies the rules to what is there now.
+TEST_F(Races, AReloadTakesOutWhatTheRulesNoLongerAllow) {
+  start();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(40) == "vm1"; }));
+  write_config(json::parse(R"({"usbPassthrough": []})"));
+  daemon->reload();
+  ASSERT_TRUE(run_until(io(), [&] { return !vm("vm1").holds(1, 40) && !attached_vm(40); }));
+  EXPECT_FALSE(daemon->manager().placements().wanted(*device(40)));  // so a VM restart does not bring it back
+  EXPECT_TRUE(std::ranges::any_of(seen, [](const ManagerEvent& e) { return std::holds_alternative<UsbDetached>(e); }));
+}
+
+TEST_F(Races, AReloadAttachesWhatTheRulesNowAllowAsOnAPlug) {
+  write_config(json::parse(R"({"usbPassthrough": []})"));
+  start();
+  plug_key(40, "1-2.2");
+  write_config(json::parse(kRules));
+  daemon->reload();
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(40) == "vm1"; }));
+  EXPECT_EQ(attached_events(40), 1);
+  EXPECT_EQ(count([](const ManagerEvent& e) { return std::holds_alternative<UsbConnected>(e); }), 1);  // the plug's own
+}
+
+TEST_F(Races, AReloadThatChangesTheTargetMovesTheDevice) {
+  start();
+  plug_key(40, "1-2.2");
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(40) == "vm1"; }));
+  auto rules = json::parse(kRules);
+  rules["usbPassthrough"][0]["targetVm"] = "vm2";
+  write_config(rules);
+  daemon->reload();
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(40) == "vm2"; }));
+  EXPECT_FALSE(vm("vm1").holds(1, 40));
+  EXPECT_TRUE(vm("vm2").holds(1, 40));
+}
+
 }  // namespace
 }  // namespace vhp

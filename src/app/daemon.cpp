@@ -1,6 +1,8 @@
 #include "app/daemon.h"
 
 #include <filesystem>
+#include <fstream>
+#include <set>
 
 #include <sys/resource.h>
 
@@ -44,6 +46,41 @@ void log_event(const DeviceEvent& event) {
       event);
 }
 
+// The file as JSON (null when absent or unreadable: it was validated already, or is about to be).
+nlohmann::json raw_config(const std::string& path) {
+  std::ifstream in(path);
+  return in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+}
+
+// What a reload cannot apply to a running daemon: listeners, access lists, limits, Thunder, the
+// state file, the VMs themselves. Named by JSON path, so that nothing is ignored silently.
+std::string needs_restart(const nlohmann::json& before, const nlohmann::json& after) {
+  auto at = [](const nlohmann::json& j, const std::vector<std::string>& path) {
+    const nlohmann::json* node = &j;
+    for (const auto& key : path) {
+      if (!node->is_object() || !node->contains(key)) return nlohmann::json();
+      node = &(*node)[key];
+    }
+    return *node;
+  };
+  std::vector<std::string> changed;
+  for (const char* section : {"api", "thunder"}) {
+    auto old_part = at(before, {"general", section}), new_part = at(after, {"general", section});
+    std::set<std::string> keys;
+    for (const auto* part : {&old_part, &new_part})
+      if (part->is_object())
+        for (const auto& [key, value] : part->items()) keys.insert(key);
+    for (const auto& key : keys)
+      if (at(old_part, {key}) != at(new_part, {key})) changed.push_back(std::string("general.") + section + "." + key);
+  }
+  for (const char* key : {"statePath", "persistency", "crosvm"})
+    if (at(before, {"general", key}) != at(after, {"general", key})) changed.push_back(std::string("general.") + key);
+  if (at(before, {"vms"}) != at(after, {"vms"})) changed.push_back("vms");
+  std::string list;
+  for (const auto& c : changed) list += (list.empty() ? "" : ", ") + c;
+  return list;
+}
+
 }  // namespace
 
 Config load_config_or_default(const std::string& path) {
@@ -64,6 +101,7 @@ Config load_config_or_default(const std::string& path) {
 Daemon::Daemon(DaemonOptions options)
     : options_(std::move(options)), modules_(make_kmod_resolver()), watcher_(io_, registry_), signals_(io_), hangup_(io_) {
   auto config = load_config_or_default(options_.config_path);
+  applied_ = raw_config(options_.config_path);
   api_config_ = config.general.api;
   store_ = std::make_unique<StateStore>(config.general.persistency ? config.general.state_path : "");
   manager_ = std::make_unique<DeviceManager>(registry_, std::make_shared<const Policy>(std::move(config), modules_), *store_);
@@ -155,13 +193,12 @@ void Daemon::reload() {
     if (ec) throw ConfigError(options_.config_path + ": " + ec.message());
     if (!exists) throw ConfigError(options_.config_path + " does not exist");
     auto fresh = load_config_or_default(options_.config_path);
-    if (nlohmann::json(fresh.general.api.transports) != nlohmann::json(api_config_.transports) ||
-        fresh.general.api.port != api_config_.port || fresh.general.api.unix_socket != api_config_.unix_socket)
-      spdlog::warn("config: changes to general.api take effect at the next restart");
-    if (fresh.vms.size() != manager_->policy().config().vms.size())
-      spdlog::warn("config: changes to vms take effect at the next restart");
+    auto raw = raw_config(options_.config_path);
+    if (auto later = needs_restart(applied_, raw); !later.empty())
+      spdlog::warn("config: these changes take effect at the next restart: {}", later);
     manager_->set_policy(std::make_shared<const Policy>(std::move(fresh), modules_));
     spdlog::info("config reloaded");
+    passthrough_->reapply_policy();
   } catch (const ConfigError& e) {
     spdlog::error("config reload rejected; keeping the current config:\n{}", e.what());
   }

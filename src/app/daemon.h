@@ -11,6 +11,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <nlohmann/json.hpp>
 
 #include "api/server.h"
 #include "device/device_registry.h"
@@ -60,6 +61,7 @@ class Daemon {
   boost::asio::io_context io_;  // first: destroyed last
   DaemonOptions options_;
   ApiConfig api_config_;
+  nlohmann::json applied_;  // the config file as started with, to name what a reload cannot apply
   std::shared_ptr<ModuleResolver> modules_;
   DeviceRegistry registry_;
   UdevWatcher watcher_;

@@ -28,6 +28,7 @@ struct Cause {
   static Cause vm_up(const std::string& vm) { return {"VM " + vm + " came up"}; }
   static Cause vm_down(const std::string& vm) { return {"VM " + vm + " went down"}; }
   static Cause policy() { return {"the rules no longer allow it"}; }
+  static Cause reload() { return {"the reloaded rules allow it"}; }
 };
 
 }  // namespace vhp

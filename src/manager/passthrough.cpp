@@ -84,7 +84,7 @@ void Passthrough::start() {
   devices_ = manager_.registry().subscribe([this](const DeviceEvent& e) { on_device_event(e); });
   if (attach_connected_)
     for (const auto& d : manager_.registry().usb_devices())
-      if (!d.is_hub) spawn(plugged(d, true), "attaching a connected device");
+      if (!d.is_hub) spawn(plugged(d, Arrival::Start), "attaching a connected device");
   for (auto& [name, vm] : vms_) vm->start();
 }
 
@@ -99,10 +99,33 @@ Vm* Passthrough::vm(const std::string& name) {
   return it == vms_.end() ? nullptr : it->second.get();
 }
 
+void Passthrough::reapply_policy() {
+  if (stopped_) return;
+  for (const auto& d : manager_.registry().usb_devices())
+    if (!d.is_hub) spawn(reapply(d), "re-applying the rules");
+}
+
+asio::awaitable<void> Passthrough::reapply(UsbDevice d) {
+  auto match = manager_.policy().match_usb(d);
+  const auto* a = placements_.attachment(d);
+  if (a) {
+    if (match && match->allows(a->vm) && (!match->target_vm || *match->target_vm == a->vm)) co_return;  // still right
+    placements_.unwant(d, Cause::policy());
+    co_await detach_or_log(d, Cause::policy(), "taking it out of its VM");
+  } else if (placements_.wanted(d)) {
+    if (match && match->allows(*placements_.wanted(d))) co_return;  // on its way (its VM is down, or busy)
+    placements_.unwant(d, Cause::policy());
+  } else if (placements_.pending().contains(d.sys_path)) {
+    if (match && !match->target_vm && match->allowed_vms == placements_.pending().at(d.sys_path)) co_return;  // still asked
+    placements_.answered(d);
+  }
+  if (match) co_await plugged(d, Arrival::Reload);  // newly allowed, or moved: as on a plug
+}
+
 void Passthrough::on_device_event(const DeviceEvent& event) {
   if (const auto* usb = std::get_if<UsbEvent>(&event)) {
     if (usb->device.is_hub || usb->action == DeviceAction::Changed) return;
-    if (usb->action == DeviceAction::Added) spawn(plugged(usb->device, false), "a plug");
+    if (usb->action == DeviceAction::Added) spawn(plugged(usb->device, Arrival::Plug), "a plug");
     else spawn(unplugged(usb->device), "an unplug");
     return;
   }
@@ -111,8 +134,9 @@ void Passthrough::on_device_event(const DeviceEvent& event) {
   else if (pci.action == DeviceAction::Removed) manager_.publish(PciDisconnected{pci.device});
 }
 
-asio::awaitable<void> Passthrough::plugged(UsbDevice d, bool at_start) {
-  if (!at_start) manager_.publish(UsbConnected{d});
+asio::awaitable<void> Passthrough::plugged(UsbDevice d, Arrival arrival) {
+  bool at_start = arrival == Arrival::Start;
+  if (arrival == Arrival::Plug) manager_.publish(UsbConnected{d});
   auto match = manager_.policy().match_usb(d);
   if (!match) co_return;
   if (placements_.is_disconnected(d)) {
@@ -126,7 +150,7 @@ asio::awaitable<void> Passthrough::plugged(UsbDevice d, bool at_start) {
     manager_.publish(UsbSelectVm{d, match->allowed_vms});
     co_return;
   }
-  auto cause = at_start ? Cause::start() : Cause::plug();
+  auto cause = at_start ? Cause::start() : arrival == Arrival::Reload ? Cause::reload() : Cause::plug();
   placements_.want(d, *vm, cause);
   co_await attach_when_possible(d, *vm, cause);
 }

@@ -34,9 +34,15 @@ class Passthrough {
 
   Vm* vm(const std::string& name);
 
+  // After a reload: what the rules no longer allow leaves its VM, what they now allow arrives as on
+  // a plug (without usb_connected), pending choices and wishes they no longer allow are dropped.
+  void reapply_policy();
+
  private:
   void on_device_event(const DeviceEvent& event);
-  boost::asio::awaitable<void> plugged(UsbDevice d, bool at_start);
+  enum class Arrival { Plug, Start, Reload };
+  boost::asio::awaitable<void> plugged(UsbDevice d, Arrival arrival);
+  boost::asio::awaitable<void> reapply(UsbDevice d);
   boost::asio::awaitable<void> unplugged(UsbDevice d);
   boost::asio::awaitable<void> vm_up(std::string vm);
   void vm_down(const std::string& vm);
