@@ -188,11 +188,19 @@ TEST(RuleValidation, EveryProblemIsReportedWithItsPath) {
              R"(usbPassthrough[2].allow[3].disable: expected true or false, got "yes")",
              R"(pciPassthrough[0].allow[0].vendorId: expected a hex string of at most 4 digits, got "18086")",
              R"(acpiPassthrough[0].allow[0].acpiTable: missing)",
-             R"(general.persistency: expected true or false, got "yes")",
-             R"(usbPassthrough[1].targetVm: VM "vm9" is not in vms)",
-             R"(usbPassthrough[2].allowedVms[1]: VM "ghost" is not in vms)"})
+             R"(general.persistency: expected true or false, got "yes")"})
       EXPECT_NE(text.find(expected), std::string::npos) << "missing: " << expected << "\nin:\n" << text;
   }
+}
+
+TEST(RuleValidation, AVmMissingFromVmsIsAWarningNotAnError) {
+  auto c = parse_config(json::parse(R"({
+      "vms": [{"name": "chrome-vm", "type": "qemu", "socket": "/a"}],
+      "usbPassthrough": [{"allowedVms": ["chrome-vm", "business-vm"], "allow": [{"interfaceClass": 14}]},
+                         {"targetVm": "vm9", "allow": [{"interfaceClass": 3}]}]})"), "test");
+  EXPECT_EQ(c.warnings, (std::vector<std::string>{
+                            R"(usbPassthrough[0].allowedVms[1]: VM "business-vm" is not in vms; devices for it stay on the host)",
+                            R"(usbPassthrough[1].targetVm: VM "vm9" is not in vms; devices for it stay on the host)"}));
 }
 
 TEST(RuleValidation, PatternsAreBoundedBeforeTheyAreCompiled) {

@@ -197,8 +197,14 @@ TEST_F(Daemon, CheckConfigGivesAVerdict) {
   write_config(json::parse(R"({"vms": [], "usbPassthrough": [{"targetVm": "vm1", "allow": [{"vendorId": "zz"}]}]})"));
   auto bad = test::run_capture({VHOTPLUGD_BINARY, "--check-config", dir / "vhotplug.conf"});
   EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_EQ(bad.out, "usbPassthrough[0].allow[0].vendorId: expected a 4-digit hex string, got \"zz\"\n"
-                     "usbPassthrough[0].targetVm: VM \"vm1\" is not in vms\n" + dir / "vhotplug.conf" + ": INVALID\n");
+  EXPECT_EQ(bad.out, "usbPassthrough[0].allow[0].vendorId: expected a 4-digit hex string, got \"zz\"\n" + dir / "vhotplug.conf" +
+                         ": INVALID\n");
+  // A VM a rule names but vms lacks: a warning (the daemon starts), as with the reference.
+  write_config(json::parse(R"({"vms": [], "usbPassthrough": [{"targetVm": "vm1", "allow": [{"interfaceClass": 3}]}]})"));
+  auto missing = test::run_capture({VHOTPLUGD_BINARY, "--check-config", dir / "vhotplug.conf"});
+  EXPECT_EQ(missing.exit_code, 0);
+  EXPECT_EQ(missing.out, "warning: usbPassthrough[0].targetVm: VM \"vm1\" is not in vms; devices for it stay on the host\n" +
+                             dir / "vhotplug.conf" + ": OK\n");
 }
 
 TEST_F(Daemon, SighupReloadsAValidConfigAndKeepsTheOldOneOnErrors) {

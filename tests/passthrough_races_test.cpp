@@ -303,5 +303,17 @@ TEST_F(Races, AReloadThatChangesTheTargetMovesTheDevice) {
   EXPECT_TRUE(vm("vm2").holds(1, 40));
 }
 
+TEST_F(Races, ARuleNamingAVmMissingFromVmsStartsAndAnswersFailed) {
+  auto rules = json::parse(kRules);
+  rules["usbPassthrough"][0]["targetVm"] = "business-vm";  // disabled on this image
+  write_config(rules);
+  start();
+  plug_key(40, "1-2.2");
+  DeviceSelector s;
+  s.device_node = "/dev/bus/usb/001/040";
+  EXPECT_EQ(request(UsbAttach{s, std::nullopt}).error, "VM business-vm is not found in the config file");
+  EXPECT_EQ(attached_vm(40), std::nullopt);
+}
+
 }  // namespace
 }  // namespace vhp

@@ -180,7 +180,9 @@ std::string Passthrough::autoselect(const UsbDevice& d, const UsbMatch& match) c
 asio::awaitable<void> Passthrough::attach_when_possible(UsbDevice d, std::string vm_name, Cause cause) {
   auto* vm = this->vm(vm_name);
   if (!vm) {
-    spdlog::warn("usb {}: VM {} is not managed (added to the config since start?); staying on the host", friendly_name(d), vm_name);
+    spdlog::warn("usb {}: VM {} is {}; staying on the host", friendly_name(d), vm_name,
+                 manager_.policy().config().find_vm(vm_name) ? "not managed (added to the config since start?)"
+                                                             : "not found in the config file");
     co_return;
   }
   if (auto why = vm->unsupported()) {
