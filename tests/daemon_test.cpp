@@ -370,5 +370,28 @@ TEST_F(Daemon, RunningOutOfDescriptorsIsOneLogLineAndRecovers) {
   EXPECT_EQ(connect()->request({{"action", "usb_list"}})["result"], "ok");
 }
 
+// The state directory is read-only (a full or read-only disk): the request that would change the
+// state answers why, and nothing changes, in memory either.
+TEST_F(Daemon, AStateFileThatCannotBeWrittenFailsTheRequestAndChangesNothing) {
+  std::filesystem::create_directory(dir / "ro");
+  auto config = json::parse(test::read_file(dir / "vhotplug.conf"));
+  config["general"]["statePath"] = dir / "ro/state.json";
+  write_config(config);
+  std::string ro = dir / "ro";
+  test::Child daemon({"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+                      "mount --bind " + ro + " " + ro + " && mount -o remount,bind,ro " + ro + " && exec " +
+                          VHOTPLUGD_BINARY + " -c " + dir / "vhotplug.conf"},
+                     dir / "daemon.out", dir / "daemon.log");
+  ASSERT_TRUE(eventually([&] { return test::unix_socket_accepts(socket_path) || !daemon.running(); }));
+  ASSERT_TRUE(daemon.running()) << test::read_file(dir / "daemon.log");
+  plug_key(40);  // vm1 is not running: the key waits for it, so a detach has something to record
+  ASSERT_TRUE(eventually([&] { return connect()->request({{"action", "usb_list"}})["usb_devices"].size() == 7; }));
+  auto answer = connect()->request({{"action", "usb_detach"}, {"device_node", "/dev/bus/usb/001/040"}});
+  EXPECT_EQ(answer["result"], "failed");
+  EXPECT_EQ(answer.value("error", ""), "Cannot save the state: " + dir / "ro/state.json: Read-only file system");
+  EXPECT_EQ(connect()->request({{"action", "usb_list"}, {"disconnected", true}})["usb_devices"], json::array());
+  EXPECT_FALSE(std::filesystem::exists(dir / "ro/state.json"));
+}
+
 }  // namespace
 }  // namespace vhp

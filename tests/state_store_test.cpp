@@ -79,7 +79,7 @@ TEST(StateStore, AKillDuringAWriteLeavesTheOldOrTheNewVersion) {
   a.selected_vms["usb-1050:0407:123"] = "vm1";
   for (int i = 0; i < 200; ++i) b.disconnected_devices.insert("usb-0781:5581:S" + std::to_string(i));  // a larger file
   const std::string va = StateStore::serialize(a), vb = StateStore::serialize(b);
-  ASSERT_TRUE(StateStore::write_atomically(path, va));
+  ASSERT_EQ(StateStore::write_atomically(path, va), "");
   std::mt19937 random(42);
   for (int round = 0; round < 100; ++round) {
     pid_t child = ::fork();
@@ -93,6 +93,57 @@ TEST(StateStore, AKillDuringAWriteLeavesTheOldOrTheNewVersion) {
     ASSERT_TRUE(content == va || content == vb) << "round " << round << ": " << content.size() << " bytes";
     EXPECT_NO_THROW(StateStore::parse(content));
   }
+}
+
+TEST(StateStore, APlantedSymlinkNeverRedirectsTheWrite) {
+  test::TempDir dir;
+  std::string victim = dir / "victim";
+  std::ofstream(victim) << "precious";
+  // At the state file's own name: replaced, not followed.
+  fs::create_symlink(victim, dir / "state");
+  StateStore store(dir / "state");
+  store.set_disconnected("usb-0781:5581:S1", true);
+  EXPECT_FALSE(fs::is_symlink(dir / "state"));
+  EXPECT_EQ(read(victim), "precious");
+  EXPECT_EQ(fs::status(dir / "state").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  // At the old fixed temporary name: never used.
+  fs::create_symlink(victim, dir / "state.tmp");
+  store.set_disconnected("usb-0781:5581:S2", true);
+  EXPECT_EQ(read(victim), "precious");
+  // In the directory path: refused, and the change is not made.
+  fs::create_directory(dir / "real");
+  fs::create_directory_symlink(dir / "real", dir / "link");
+  StateStore linked(dir / "link/state");
+  EXPECT_THROW(linked.set_disconnected("usb-0781:5581:S1", true), StateError);
+  EXPECT_TRUE(linked.state().disconnected_devices.empty());
+  EXPECT_TRUE(fs::is_empty(dir / "real"));
+  EXPECT_EQ(StateStore::write_atomically(dir / "link/state", "{}").find("a symbolic link in the path"), std::string(dir / "link").size() + 2);
+}
+
+TEST(StateStore, AFailedWriteChangesNothingAndSaysWhy) {
+  test::TempDir dir;
+  fs::create_directory(dir / "sub");
+  StateStore store(dir / "sub/state");
+  store.set_disconnected("usb-0781:5581:S1", true);
+  fs::remove_all(dir / "sub");
+  std::ofstream(dir / "sub") << "not a directory";  // every write fails now
+  try {
+    store.set_selected_vm("usb-0781:5581:S1", "vm2");
+    FAIL() << "a failed write was accepted";
+  } catch (const StateError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("Cannot save the state: " + dir / "sub", 0), 0u) << e.what();
+  }
+  EXPECT_TRUE(store.state().selected_vms.empty());
+  EXPECT_EQ(store.state().disconnected_devices, std::set<std::string>{"usb-0781:5581:S1"});
+}
+
+TEST(StateStore, TemporaryFilesAWriterLeftBehindAreRemovedAtStart) {
+  test::TempDir dir;
+  std::ofstream(dir / ".state.tmp-1234-1-99") << "{";
+  std::ofstream(dir / "other") << "kept";
+  StateStore store(dir / "state");
+  EXPECT_FALSE(fs::exists(dir / ".state.tmp-1234-1-99"));
+  EXPECT_TRUE(fs::exists(dir / "other"));
 }
 
 TEST(Identity, SerialWhenThereIsOneElseThePort) {

@@ -73,9 +73,12 @@ bool Placements::is_disconnected(const UsbDevice& d) const {
 
 void Placements::set_disconnected(const UsbDevice& d, bool disconnected, const Cause& cause) {
   if (disconnected == is_disconnected(d)) return;
-  store_.set_disconnected(persistent_id(d), disconnected);
-  if (!disconnected)  // also the forms the reference wrote, or the device would stay blocked
-    for (const auto& id : persistent_id_fallbacks(d)) store_.set_disconnected(id, false);
+  store_.update([&](PersistentState& s) {  // one write: both forms, or neither
+    if (disconnected) s.disconnected_devices.insert(persistent_id(d));
+    else s.disconnected_devices.erase(persistent_id(d));
+    if (!disconnected)  // also the forms the reference wrote, or the device would stay blocked
+      for (const auto& id : persistent_id_fallbacks(d)) s.disconnected_devices.erase(id);
+  });
   spdlog::info("usb {}: {} ({})", friendly_name(d), disconnected ? "kept on the host from now on" : "may be attached again",
                cause.text);
 }

@@ -9,6 +9,8 @@
 #include <stdexcept>
 
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -20,7 +22,18 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 StateStore::StateStore(std::string path) : path_(std::move(path)) {
-  if (!path_.empty()) load();
+  if (path_.empty()) return;
+  remove_leftovers();
+  load();
+}
+
+// Temporary files of writers that died between create and rename (ours: ".<name>.tmp-…").
+void StateStore::remove_leftovers() {
+  fs::path target(path_);
+  std::string prefix = "." + target.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(target.parent_path().empty() ? "." : target.parent_path(), ec))
+    if (entry.path().filename().string().starts_with(prefix) && entry.is_regular_file(ec)) fs::remove(entry.path(), ec);
 }
 
 std::string StateStore::serialize(const PersistentState& s) {
@@ -67,42 +80,77 @@ void StateStore::load() {
   }
 }
 
-bool StateStore::write_atomically(const std::string& path, const std::string& content) {
+namespace {
+
+// The directory, opened without following a symbolic link anywhere in its path (openat2's
+// RESOLVE_NO_SYMLINKS; where the kernel lacks it, at least not the last component).
+int open_directory(const fs::path& dir) {
+  std::string path = dir.empty() ? "." : dir.string();
+  open_how how{};
+  how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS;
+  int fd = static_cast<int>(::syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof how));
+  if (fd < 0 && errno == ENOSYS) fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  return fd;
+}
+
+std::string unique_name(const std::string& base) {
+  static std::uint64_t counter = 0;
+  auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+  return "." + base + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + "-" + std::to_string(stamp);
+}
+
+}  // namespace
+
+std::string StateStore::write_atomically(const std::string& path, const std::string& content) {
   fs::path target(path);
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
-  std::string temp = path + ".tmp";
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) && ::fsync(fd) == 0;
-  ok = ::close(fd) == 0 && ok;
-  if (!ok || ::rename(temp.c_str(), path.c_str()) != 0) {
-    ::unlink(temp.c_str());
-    return false;
+  int dir = open_directory(target.parent_path());
+  if (dir < 0) {
+    int err = errno;
+    return target.parent_path().string() + ": " + (err == ELOOP ? "a symbolic link in the path" : std::strerror(err));
   }
-  int dir = ::open(target.parent_path().empty() ? "." : target.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {  // make the rename itself durable
-    ::fsync(dir);
-    ::close(dir);
+  std::string base = target.filename().string(), temp = unique_name(base);
+  std::string error;
+  int fd = ::openat(dir, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = std::strerror(errno);
+  } else {
+    if (::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size()) || ::fsync(fd) != 0)
+      error = std::strerror(errno ? errno : EIO);
+    if (::close(fd) != 0 && error.empty()) error = std::strerror(errno);
+    // rename replaces whatever is at the name (a planted symlink included) without following it
+    if (error.empty() && ::renameat(dir, temp.c_str(), dir, base.c_str()) != 0) error = std::strerror(errno);
+    if (!error.empty()) ::unlinkat(dir, temp.c_str(), 0);
   }
-  return true;
+  if (error.empty()) ::fsync(dir);  // make the rename itself durable
+  ::close(dir);
+  return error.empty() ? "" : path + ": " + error;
 }
 
-void StateStore::save() {
-  if (path_.empty()) return;
-  if (!write_atomically(path_, serialize(state_)))
-    spdlog::error("state: cannot write {}: {}; the change is kept in memory", path_, std::strerror(errno));
+void StateStore::update(const std::function<void(PersistentState&)>& change) {
+  PersistentState next = state_;
+  change(next);
+  if (next == state_) return;
+  if (!path_.empty()) {
+    if (auto error = write_atomically(path_, serialize(next)); !error.empty()) {
+      spdlog::error("state: cannot write {}; nothing changed", error);
+      throw StateError("Cannot save the state: " + error);
+    }
+  }
+  state_ = std::move(next);
 }
 
 void StateStore::set_selected_vm(const std::string& id, const std::string& vm) {
-  if (state_.selected_vms[id] == vm) return;
-  state_.selected_vms[id] = vm;
-  save();
+  update([&](PersistentState& s) { s.selected_vms[id] = vm; });
 }
 
 void StateStore::set_disconnected(const std::string& id, bool disconnected) {
-  bool changed = disconnected ? state_.disconnected_devices.insert(id).second : state_.disconnected_devices.erase(id) > 0;
-  if (changed) save();
+  update([&](PersistentState& s) {
+    if (disconnected) s.disconnected_devices.insert(id);
+    else s.disconnected_devices.erase(id);
+  });
 }
 
 }  // namespace vhp

@@ -2,7 +2,9 @@
 // The reference's state file: {"selected_vms": {id: vm}, "disconnected_devices": [id, …]}.
 // Written atomically (temp file, fsync, rename, fsync of the directory); a corrupt file is moved
 // aside with a clear log line and the daemon starts with empty state.
+#include <functional>
 #include <map>
+#include <stdexcept>
 #include <optional>
 #include <set>
 #include <string>
@@ -15,25 +17,35 @@ struct PersistentState {
   bool operator==(const PersistentState&) const = default;
 };
 
+// A change that could not be written: the request that caused it is answered with this text,
+// and the state in memory is as before.
+struct StateError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class StateStore {
  public:
   // `path` empty: in memory only (general.persistency false).
   explicit StateStore(std::string path);
 
   const PersistentState& state() const { return state_; }
-  // Apply a change and persist it; a failed write is logged and the change kept in memory.
+  // Applies a change to a copy, writes it, and only then makes it the state. Throws StateError
+  // when it cannot be written (nothing changes then). A change that changes nothing writes nothing.
+  void update(const std::function<void(PersistentState&)>& change);
   void set_selected_vm(const std::string& id, const std::string& vm);
   void set_disconnected(const std::string& id, bool disconnected);
 
-  // Exposed for the crash-safety test; the setters call it.
-  static bool write_atomically(const std::string& path, const std::string& content);
+  // Exposed for the crash-safety test; update() calls it. A unique temporary file beside `path`
+  // (O_EXCL, O_NOFOLLOW, mode 0600), fsync, rename, fsync of the directory; the directory is opened
+  // refusing symbolic links anywhere in its path. Returns the error ("" when written).
+  static std::string write_atomically(const std::string& path, const std::string& content);
   static std::string serialize(const PersistentState& state);
   // Throws std::runtime_error for anything that is not the expected shape.
   static PersistentState parse(const std::string& content);
 
  private:
   void load();
-  void save();
+  void remove_leftovers();
 
   std::string path_;
   PersistentState state_;
