@@ -203,7 +203,9 @@ TEST_F(Races, ATagAttachRacingAReloadThatRemovesTheRuleDoesNotCrash) {
   daemon->reload();
   vm("vm1").release();
   ASSERT_TRUE(run_until(io(), [&] { return attach.has_value(); }));
-  EXPECT_EQ(attach->error, std::nullopt);
+  ASSERT_TRUE(attach->error);  // an error answer, not a crash
+  EXPECT_EQ(*attach->error, "The rules changed during the attach of tag key: no longer tagged: "
+                            "/dev/bus/usb/001/003, /dev/bus/usb/001/040, /dev/bus/usb/001/041");
   EXPECT_EQ(vm("vm1").attaches_started(), before + 1);  // the others were not tried: no rule names them now
   EXPECT_TRUE(vm("vm1").held().empty());                // and the one in flight was undone
   EXPECT_EQ(attached_vm(40), std::nullopt);

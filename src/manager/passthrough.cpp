@@ -323,15 +323,27 @@ asio::awaitable<CommandResult> Passthrough::attach_command(UsbAttach command, Ca
   auto devices = manager_.select(s);
   if (s.kind() == DeviceSelector::Kind::Tag) {
     // Tag attach: every device of the tag, including ones the user detached (the kill switch's "unblock").
+    // As the reference, a device's own attach failure is logged and the answer stays ok; but when the
+    // rules change under the request (a reload), the answer says so instead of pretending.
+    std::string changed;
+    auto still_tagged = [&](const UsbDevice& d) {
+      auto now = manager_.policy().match_usb(d);
+      if (now && now->tag == s.tag) return true;
+      changed += (changed.empty() ? "" : ", ") + d.device_node;
+      return false;
+    };
     for (const auto& d : devices) {
-      auto match = manager_.policy().match_usb(d);  // the policy may have been reloaded during an earlier device's attach
-      if (!match || match->tag != s.tag) continue;
+      if (!still_tagged(d)) continue;  // the policy may have been reloaded during an earlier device's attach
+      auto match = manager_.policy().match_usb(d);
       placements_.set_disconnected(d, false, cause);
       std::string vm = match->target_vm ? *match->target_vm : autoselect(d, *match);
       placements_.want(d, vm, cause);
       placements_.answered(d);
       co_await attach_when_possible(d, vm, cause);
+      still_tagged(d);
     }
+    if (!changed.empty())
+      co_return CommandResult::failed("The rules changed during the attach of tag " + *s.tag + ": no longer tagged: " + changed);
     co_return CommandResult::ok();
   }
   if (devices.empty()) co_return CommandResult::failed(not_found(s));
