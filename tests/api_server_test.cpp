@@ -193,7 +193,11 @@ TEST_F(ApiServerTest, AClientThatStopsReadingIsDroppedAndNobodyElseNotices) {
   auto stuck = connect();
   std::string burst;
   for (int i = 0; i < 4000; ++i) burst += "{\"action\":\"usb_list\"}\n";  // ~8 MB of answers it never reads
-  stuck->send_raw(burst);
+  try {
+    stuck->send_raw(burst);
+  } catch (const boost::system::system_error&) {
+    // the server dropped it before it had even finished writing: that is the drop itself
+  }
   ASSERT_TRUE(eventually([&] { return clients() == 1; }));
   // The other client is served and still hears events.
   EXPECT_EQ(connect()->request({{"action", "pci_list"}})["result"], "ok");

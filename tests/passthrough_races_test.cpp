@@ -10,6 +10,7 @@
 #include "support/coroutine.h"
 #include "support/fake_vm.h"
 #include "support/host_fixture.h"
+#include "support/process.h"
 #include "support/temp_dir.h"
 
 namespace vhp {
@@ -315,6 +316,36 @@ TEST_F(Races, ARuleNamingAVmMissingFromVmsStartsAndAnswersFailed) {
   s.device_node = "/dev/bus/usb/001/040";
   EXPECT_EQ(request(UsbAttach{s, std::nullopt}).error, "VM business-vm is not found in the config file");
   EXPECT_EQ(attached_vm(40), std::nullopt);
+}
+
+// A state file the reference wrote, in its exact format: the serial-less serial adapter (1a86:7523
+// at 1-5) was blocked by the kill switch as "usb-1a86:7523:None".
+TEST_F(Races, TheReferencesStateFileIsMigratedAndAnAttachClearsTheBlock) {
+  auto rules = json::parse(kRules);
+  rules["usbPassthrough"].push_back(json::parse(R"({"targetVm": "vm1", "tag": "serial", "allow": [{"vendorId": "1a86", "productId": "7523"}]})"));
+  write_config(rules);
+  std::ofstream(dir / "state.json") << R"({"selected_vms": {"usb-0781:5581:None": "vm2"}, "disconnected_devices": ["usb-1a86:7523:None"]})";
+  DaemonOptions options;
+  options.config_path = dir / "vhotplug.conf";
+  options.handle_signals = false;
+  options.attach_connected = true;  // -a: a blocked device must stay on the host all the same
+  options.make_vm = [this](boost::asio::io_context& io, const VmConfig& c) {
+    auto vm = std::make_unique<test::FakeVm>(io, c.name);
+    fakes[c.name] = vm.get();
+    return vm;
+  };
+  daemon.emplace(options);
+  daemon->start();
+  auto state = json::parse(test::read_file(dir / "state.json"));
+  EXPECT_EQ(state["disconnected_devices"], json::array({"usb-1a86:7523:port-1-5"}));  // rewritten once, in our identity
+  EXPECT_EQ(state["selected_vms"], json({{"usb-0781:5581:None", "vm2"}}));  // no serial-less stick is here: that one waits
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(3) == "vm1"; }));  // (-a did its work)
+  EXPECT_EQ(attached_vm(6), std::nullopt);  // the blocked adapter stayed on the host
+  DeviceSelector s;
+  s.device_node = "/dev/bus/usb/001/006";
+  EXPECT_EQ(request(UsbAttach{s, std::nullopt}).error, std::nullopt);
+  EXPECT_EQ(attached_vm(6), "vm1");
+  EXPECT_EQ(json::parse(test::read_file(dir / "state.json"))["disconnected_devices"], json::array());
 }
 
 }  // namespace

@@ -82,6 +82,7 @@ void Passthrough::start() {
     vms_.emplace(name, std::move(vm));
   }
   devices_ = manager_.registry().subscribe([this](const DeviceEvent& e) { on_device_event(e); });
+  migrate_reference_ids(manager_.registry().usb_devices());
   if (attach_connected_)
     for (const auto& d : manager_.registry().usb_devices())
       if (!d.is_hub) spawn(plugged(d, Arrival::Start), "attaching a connected device");
@@ -134,9 +135,20 @@ void Passthrough::on_device_event(const DeviceEvent& event) {
   else if (pci.action == DeviceAction::Removed) manager_.publish(PciDisconnected{pci.device});
 }
 
+void Passthrough::migrate_reference_ids(const std::vector<UsbDevice>& devices) {
+  try {
+    placements_.migrate_reference_ids(devices);
+  } catch (const StateError& e) {  // the old entries still apply when read; only the rewrite waits
+    spdlog::error("state: {}", e.what());
+  }
+}
+
 asio::awaitable<void> Passthrough::plugged(UsbDevice d, Arrival arrival) {
   bool at_start = arrival == Arrival::Start;
-  if (arrival == Arrival::Plug) manager_.publish(UsbConnected{d});
+  if (arrival == Arrival::Plug) {
+    manager_.publish(UsbConnected{d});
+    migrate_reference_ids({d});
+  }
   auto match = manager_.policy().match_usb(d);
   if (!match) co_return;
   if (placements_.is_disconnected(d)) {

@@ -63,6 +63,7 @@ class Passthrough {
   std::optional<std::string> saved_choice(const UsbDevice& d, const UsbMatch& match) const;
   std::string autoselect(const UsbDevice& d, const UsbMatch& match) const;
   void spawn(boost::asio::awaitable<void> work, const char* what);
+  void migrate_reference_ids(const std::vector<UsbDevice>& devices);  // logs instead of throwing
 
   boost::asio::io_context& io_;
   DeviceManager& manager_;

@@ -1,6 +1,7 @@
 #include "manager/placements.h"
 
 #include <algorithm>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -89,6 +90,30 @@ std::optional<std::string> Placements::saved_choice(const UsbDevice& d) const {
   for (const auto& id : persistent_id_fallbacks(d))
     if (auto it = map.find(id); it != map.end()) return it->second;
   return std::nullopt;
+}
+
+void Placements::migrate_reference_ids(const std::vector<UsbDevice>& devices) {
+  std::vector<std::string> moved;
+  store_.update([&](PersistentState& s) {
+    std::set<std::string> used;
+    for (const auto& d : devices)
+      for (const auto& old_id : persistent_id_fallbacks(d)) {
+        if (s.disconnected_devices.contains(old_id)) {
+          s.disconnected_devices.insert(persistent_id(d));
+          used.insert(old_id);
+        }
+        if (auto it = s.selected_vms.find(old_id); it != s.selected_vms.end()) {
+          s.selected_vms.try_emplace(persistent_id(d), it->second);
+          used.insert(old_id);
+        }
+        if (used.contains(old_id)) moved.push_back(old_id + " -> " + persistent_id(d));
+      }
+    for (const auto& old_id : used) {
+      s.disconnected_devices.erase(old_id);
+      s.selected_vms.erase(old_id);
+    }
+  });
+  for (const auto& m : moved) spdlog::info("state: the reference's entry {} rewritten in our identity", m);
 }
 
 void Placements::save_choice(const UsbDevice& d, const std::string& vm, const Cause& cause) {

@@ -51,6 +51,9 @@ class Placements {
   void set_disconnected(const UsbDevice& d, bool disconnected, const Cause& cause);
   std::optional<std::string> saved_choice(const UsbDevice& d) const;
   void save_choice(const UsbDevice& d, const std::string& vm, const Cause& cause);
+  // Entries the reference wrote for serial-less devices ("usb-<vid>:<pid>:None") are rewritten in
+  // our identity for these devices, once. Throws StateError when that cannot be written.
+  void migrate_reference_ids(const std::vector<UsbDevice>& devices);
 
  private:
   StateStore& store_;
