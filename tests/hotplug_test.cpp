@@ -89,8 +89,12 @@ TEST_F(Hotplug, EventsDuringTheStartupScanAreNeitherMissedNorDoubled) {
   // Everything else was announced exactly once.
   EXPECT_EQ(registry.usb_devices().size(), 9u);
   for (const auto& d : registry.usb_devices()) EXPECT_EQ(log.count(d.sys_path, DeviceAction::Added), 1) << d.sys_path;
-  // And the loop stays quiet afterwards: nothing was left queued to double up later.
-  io.run_for(std::chrono::milliseconds(50));
+  // And nothing was left queued to double up later: uevents are handled in order, so once a marker
+  // sent now has been handled, everything queued before it has been too.
+  auto marker = test::security_key_spec(host.hub);
+  marker.name = "1-2.3", marker.devnum = 41;
+  auto marker_path = plug(marker);
+  ASSERT_TRUE(run_until(io, [&] { return registry.find_usb(marker_path) != nullptr; }));
   EXPECT_EQ(log.count(added, DeviceAction::Added), 1);
 }
 
@@ -108,7 +112,10 @@ TEST_F(Hotplug, BindAndChangeUpdateTheDevice) {
   ASSERT_TRUE(run_until(io, [&] { return registry.find_pci("0000:00:14.3")->driver == "vfio-pci"; }));
 
   tb.uevent(host.keyboard_a, "change");  // nothing differs: nothing published
-  io.run_for(std::chrono::milliseconds(50));
+  // A marker after it: once that is handled, the change before it has been too (uevents are in order).
+  tb.set_link(host.serial_adapter + "/1-5:1.0", "driver", "../../../../../bus/usb/drivers/ch341");
+  tb.uevent(host.serial_adapter, "bind");
+  ASSERT_TRUE(run_until(io, [&] { return registry.find_usb(host.serial_adapter)->interface_list[0].driver == "ch341"; }));
   EXPECT_EQ(log.count(host.keyboard_a, DeviceAction::Changed), 0);
 }
 

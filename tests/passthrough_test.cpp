@@ -177,6 +177,7 @@ TEST_F(Passthrough, AReplugOfADetachedDeviceStaysOnTheHost) {
   auto events = listener();
   plug_key(41, "1-2.2", "K40");  // the same serial: the same device to us
   EXPECT_EQ(event_of(events->read_line()), "usb_connected");
+  ASSERT_TRUE(eventually([&] { return log().find("detached by the user earlier; staying on the host") != std::string::npos; }));
   EXPECT_EQ(request({{"action", "usb_list"}, {"disconnected", true}})["usb_devices"].size(), 1u);
   EXPECT_TRUE(vm1.usb_ids().empty());
 }
@@ -212,6 +213,7 @@ TEST_F(Passthrough, TheReferencesChecksAndErrors) {
   EXPECT_EQ(error({{"action", "usb_attach"}, {"vm", "vm1"}}),
             "Invalid message: name the device by device_node, bus and port, vid and pid, or tag");
   vm2.kill();
+  ASSERT_TRUE(eventually([&] { return log().find("vm vm2: down") != std::string::npos; }));  // the daemon has seen it go
   EXPECT_EQ(error({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/050"}, {"vm", "vm2"}}), "VM vm2 is not running");
 }
 
@@ -284,6 +286,11 @@ TEST_F(Passthrough, DashAAttachesWhatIsAlreadyConnected) {
 TEST_F(Passthrough, WithoutDashAConnectedDevicesStayOnTheHost) {
   plug_key(40, "1-2.2");
   start_daemon();
+  // Only once both VMs are up and reconciled could anything have been attached.
+  ASSERT_TRUE(eventually([&] {
+    auto text = log();
+    return text.find("vm vm1: devices reconciled") != std::string::npos && text.find("vm vm2: devices reconciled") != std::string::npos;
+  })) << log();
   auto list = request({{"action", "usb_list"}})["usb_devices"];
   EXPECT_TRUE(std::none_of(list.begin(), list.end(), [](const json& d) { return !d["vm"].is_null(); }));
   EXPECT_TRUE(vm1.usb_ids().empty());

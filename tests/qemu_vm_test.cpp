@@ -128,7 +128,7 @@ TEST_F(QemuVmTest, AVmKilledMidOperationFailsItAndIsSeenGoing) {
   up();
   test::Finished attach;
   test::start(io, vm.attach_usb(usb(1, 77)), attach);  // keeps retrying (the device is absent) while the VM dies under it
-  io.run_for(std::chrono::milliseconds(30));
+  ASSERT_TRUE(run_until(io, [&] { return vm.monitor_open(); }));  // the operation is under way
   qemu.kill();
   ASSERT_TRUE(run_until(io, [&] { return attach.done && downs == 1; }));
   EXPECT_FALSE(attach.error.empty());

@@ -297,6 +297,7 @@ asio::awaitable<void> Passthrough::vm_up(std::string name) {
     due.push_back(*d);
   }
   for (const auto& d : due) co_await attach_when_possible(d, name, cause);
+  spdlog::info("vm {}: devices reconciled ({} held, {} due)", name, present.size(), due.size());
 }
 
 void Passthrough::vm_down(const std::string& name) {
