@@ -2,6 +2,7 @@
 // user choices, the API's attach/detach and errors, VM restart, daemon restart, -a.
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -210,6 +211,9 @@ TEST_F(Passthrough, TheReferencesChecksAndErrors) {
             "/dev/bus/usb/001/008 413c:2113 (Dell Dell_KB216_Wired_Keyboard); select one by device_node");
   EXPECT_EQ(error({{"action", "usb_detach"}, {"device_node", "/dev/bus/usb/001/050"}}),
             "Device 0781:5581 (SanDisk Ultra) is not attached to any VM");
+  // …and, as the reference, that changes nothing: not blocked, nothing on disk.
+  EXPECT_TRUE(request({{"action", "usb_list"}, {"disconnected", true}})["usb_devices"].empty());
+  EXPECT_FALSE(std::filesystem::exists(dir / "state.json") && !state()["disconnected_devices"].empty());
   EXPECT_EQ(error({{"action", "usb_attach"}, {"vm", "vm1"}}),
             "Invalid message: name the device by device_node, bus and port, vid and pid, or tag");
   vm2.kill();
