@@ -39,10 +39,11 @@ class Races : public testing::Test {
     std::ofstream(dir / "vhotplug.conf") << config.dump(2);
   }
 
-  void start() {
+  void start(bool attach_connected = false) {
     DaemonOptions options;
     options.config_path = dir / "vhotplug.conf";
     options.handle_signals = false;
+    options.attach_connected = attach_connected;
     options.make_vm = [this](boost::asio::io_context& io, const VmConfig& c) {
       auto vm = std::make_unique<test::FakeVm>(io, c.name);
       fakes[c.name] = vm.get();
@@ -325,17 +326,7 @@ TEST_F(Races, TheReferencesStateFileIsMigratedAndAnAttachClearsTheBlock) {
   rules["usbPassthrough"].push_back(json::parse(R"({"targetVm": "vm1", "tag": "serial", "allow": [{"vendorId": "1a86", "productId": "7523"}]})"));
   write_config(rules);
   std::ofstream(dir / "state.json") << R"({"selected_vms": {"usb-0781:5581:None": "vm2"}, "disconnected_devices": ["usb-1a86:7523:None"]})";
-  DaemonOptions options;
-  options.config_path = dir / "vhotplug.conf";
-  options.handle_signals = false;
-  options.attach_connected = true;  // -a: a blocked device must stay on the host all the same
-  options.make_vm = [this](boost::asio::io_context& io, const VmConfig& c) {
-    auto vm = std::make_unique<test::FakeVm>(io, c.name);
-    fakes[c.name] = vm.get();
-    return vm;
-  };
-  daemon.emplace(options);
-  daemon->start();
+  start(true);  // -a: a blocked device must stay on the host all the same
   auto state = json::parse(test::read_file(dir / "state.json"));
   EXPECT_EQ(state["disconnected_devices"], json::array({"usb-1a86:7523:port-1-5"}));  // rewritten once, in our identity
   EXPECT_EQ(state["selected_vms"], json({{"usb-0781:5581:None", "vm2"}}));  // no serial-less stick is here: that one waits
