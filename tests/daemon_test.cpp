@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -391,6 +393,39 @@ TEST_F(Daemon, AStateFileThatCannotBeWrittenFailsTheRequestAndChangesNothing) {
   EXPECT_EQ(answer.value("error", ""), "Cannot save the state: " + dir / "ro/state.json: Read-only file system");
   EXPECT_EQ(connect()->request({{"action", "usb_list"}, {"disconnected", true}})["usb_devices"], json::array());
   EXPECT_FALSE(std::filesystem::exists(dir / "ro/state.json"));
+}
+
+// The same for Thunder's accept loop.
+TEST_F(Daemon, ThunderOutOfDescriptorsIsOneLogLineAndRecovers) {
+  auto config = json::parse(test::read_file(dir / "vhotplug.conf"));
+  int thunder_port = test::free_tcp_port();
+  config["general"]["thunder"] = {{"port", thunder_port}};
+  write_config(config);
+  test::Child daemon({"/usr/bin/prlimit", "--nofile=64:64", VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"}, dir / "daemon.out",
+                     dir / "daemon.log", false);
+  ASSERT_TRUE(eventually([&] { return test::unix_socket_accepts(socket_path) || !daemon.running(); }));
+  auto failures = [&] {
+    auto log = test::read_file(dir / "daemon.log");
+    std::size_t n = 0;
+    for (auto at = log.find("thunder: accept failed"); at != std::string::npos; at = log.find("thunder: accept failed", at + 1)) ++n;
+    return n;
+  };
+  auto api = connect();  // before descriptors run out
+  ASSERT_EQ(api->request({{"action", "usb_list"}})["result"], "ok");
+  std::vector<int> crowd;
+  for (int i = 0; i < 80 && failures() == 0; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET, addr.sin_port = htons(static_cast<uint16_t>(thunder_port)), addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    crowd.push_back(fd);
+  }
+  ASSERT_TRUE(eventually([&] { return failures() > 0; })) << test::read_file(dir / "daemon.log");
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(api->request({{"action", "usb_list"}})["result"], "ok");  // the loop goes on meanwhile
+  EXPECT_EQ(failures(), 1u);
+  for (int fd : crowd) ::close(fd);
+  ASSERT_TRUE(eventually([&] { return test::read_file(dir / "daemon.log").find("thunder: accepting again") != std::string::npos; }));
+  EXPECT_EQ(failures(), 1u);
 }
 
 }  // namespace
