@@ -339,5 +339,17 @@ TEST_F(Races, TheReferencesStateFileIsMigratedAndAnAttachClearsTheBlock) {
   EXPECT_EQ(json::parse(test::read_file(dir / "state.json"))["disconnected_devices"], json::array());
 }
 
+TEST_F(Races, AMoveThatFailsPutsTheDeviceBack) {
+  start();
+  plug_stick(50);
+  DeviceSelector s;
+  s.device_node = "/dev/bus/usb/001/050";
+  ASSERT_EQ(request(UsbAttach{s, "vm1"}).error, std::nullopt);
+  vm("vm2").fail_next_attach("failed to open the host device");
+  EXPECT_EQ(request(UsbAttach{s, "vm2"}).error, "failed to open the host device");
+  ASSERT_TRUE(run_until(io(), [&] { return attached_vm(50) == "vm1"; }));  // back where it was, not stranded on the host
+  EXPECT_TRUE(vm("vm1").holds(1, 50));
+}
+
 }  // namespace
 }  // namespace vhp

@@ -283,5 +283,26 @@ TEST_F(QemuVmTest, AMalformedReplyFailsTheOperationAndTheVmStaysManaged) {
   odd.stop();
 }
 
+// A session that breaks after connecting (a garbled answer, a timeout) is not the VM going away.
+TEST_F(QemuVmTest, ASessionThatBreaksAfterConnectingDoesNotMarkTheVmDown) {
+  std::atomic<int> statuses = 0;
+  test::FakeQmp odd(dir / "odd.qmp", [&](const nlohmann::json& r) -> std::optional<std::string> {
+    auto command = r.value("execute", "");
+    if (command == "query-status" && statuses++ > 0) return std::string("garbage");
+    if (command == "device_add") return std::string("garbage");
+    return std::nullopt;
+  });
+  QemuVm vm_odd(io, "odd", dir / "odd.qmp", quick());
+  int odd_downs = 0;
+  vm_odd.on_down = [&] { ++odd_downs; };
+  vm_odd.start();
+  ASSERT_TRUE(run_until(io, [&] { return vm_odd.running(); }));
+  EXPECT_THROW(complete(io, vm_odd.attach_usb(usb(1, 40))), VmError);  // the broken session makes it probe…
+  ASSERT_TRUE(run_until(io, [&] { return statuses >= 2 && !vm_odd.monitor_open(); }));  // …and the probe breaks too
+  EXPECT_TRUE(vm_odd.running());
+  EXPECT_EQ(odd_downs, 0);
+  vm_odd.stop();
+}
+
 }  // namespace
 }  // namespace vhp

@@ -87,13 +87,13 @@ asio::awaitable<void> Connection::read_loop() {
                                                     '\n', asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::not_found) {  // answered; the rest of that line is skipped and the next one served
       spdlog::warn("api: {} sent a line over {} bytes; skipping it", peer_, limits_.max_line_bytes);
-      first_request_.cancel();
       send(Protocol::to_line(Protocol::line_too_long(limits_.max_line_bytes)));
       input_.clear();
       if (!co_await skip_line()) {
         close();
         co_return;
       }
+      first_request_.cancel();  // a whole line came, however long: the client is not idle
       continue;
     }
     if (ec) {  // end of stream, reset, or closed by us

@@ -41,7 +41,10 @@ class AcceptLoop : public Listener {
         on_close_(std::move(on_close)) {
     asio::co_spawn(acceptor_.get_executor(), run(), log_failure("api: an accept loop"));
   }
-  ~AcceptLoop() override { close(); }
+  ~AcceptLoop() override {
+    *alive_ = false;
+    close();
+  }
   void close() override {
     if (!acceptor_.is_open()) return;
     boost::system::error_code ignored;
@@ -57,7 +60,9 @@ class AcceptLoop : public Listener {
       auto socket = co_await acceptor_.async_accept(endpoint, asio::redirect_error(asio::use_awaitable, ec));
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
       if (ec) {  // EMFILE and the like
+        auto alive = alive_;
         co_await backoff_.failed(acceptor_.get_executor(), ec);
+        if (!*alive) co_return;  // closed and destroyed during the pause
         continue;
       }
       backoff_.succeeded();
@@ -73,6 +78,7 @@ class AcceptLoop : public Listener {
   MakePeer make_peer_;
   std::function<void()> on_close_;
   AcceptBackoff backoff_{"api"};
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 template <class Acceptor, class MakePeer>

@@ -378,16 +378,28 @@ asio::awaitable<CommandResult> Passthrough::attach_command(UsbAttach command, Ca
   }
   running_vm(vm);  // the reference's config and type checks, and ours: the VM must be up
   auto before = placements_.wanted(d);
+  std::optional<std::string> was_in;
+  if (const auto* a = placements_.attachment(d)) was_in = a->vm;
+  bool was_disconnected = placements_.is_disconnected(d);
+  placements_.set_disconnected(d, false, cause);  // first: a failed write fails the request before anything moves
   placements_.want(d, vm, cause);
   auto error = co_await error_of(attach(d, vm, cause));
   if (!error.empty()) {
     if (placements_.wanted(d) == vm) {  // nothing else changed the intent meanwhile: put it back
       if (before) placements_.want(d, *before, cause);
       else placements_.unwant(d, cause);
+      if (was_in && *was_in != vm && !placements_.attachment(d))  // a move that failed after leaving its VM
+        spawn(attach_when_possible(d, *was_in, cause), "putting a device back after a failed move");
+    }
+    if (was_disconnected) {
+      try {
+        placements_.set_disconnected(d, true, cause);
+      } catch (const StateError& e) {
+        spdlog::error("usb {}: {}", friendly_name(d), e.what());
+      }
     }
     co_return CommandResult::failed(error);
   }
-  placements_.set_disconnected(d, false, cause);
   placements_.answered(d);
   co_return CommandResult::ok();
 }

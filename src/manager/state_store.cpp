@@ -90,7 +90,8 @@ int open_directory(const fs::path& dir) {
   how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
   how.resolve = RESOLVE_NO_SYMLINKS;
   int fd = static_cast<int>(::syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof how));
-  if (fd < 0 && errno == ENOSYS) fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && (errno == ENOSYS || errno == EPERM))  // no openat2 (old kernel, or a seccomp filter)
+    fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   return fd;
 }
 
@@ -117,8 +118,13 @@ std::string StateStore::write_atomically(const std::string& path, const std::str
   if (fd < 0) {
     error = std::strerror(errno);
   } else {
-    if (::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size()) || ::fsync(fd) != 0)
-      error = std::strerror(errno ? errno : EIO);
+    for (std::size_t done = 0; error.empty() && done < content.size();) {
+      ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) error = n < 0 ? std::strerror(errno) : "nothing written";
+      else done += static_cast<std::size_t>(n);
+    }
+    if (error.empty() && ::fsync(fd) != 0) error = std::strerror(errno);
     if (::close(fd) != 0 && error.empty()) error = std::strerror(errno);
     // rename replaces whatever is at the name (a planted symlink included) without following it
     if (error.empty() && ::renameat(dir, temp.c_str(), dir, base.c_str()) != 0) error = std::strerror(errno);

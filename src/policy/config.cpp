@@ -398,6 +398,7 @@ std::vector<VmConfig> vms(JsonReader& r, const json& root) {
     if (vm.type != "qemu" && vm.type != "crosvm" && vm.type != "cloud-hypervisor")
       r.expected(path + ".type", "\"qemu\", \"crosvm\" or \"cloud-hypervisor\"", o.value("type", json(nullptr)));
     if (vm.socket.empty() && vm.type != "cloud-hypervisor") r.error(path + ".socket", "missing");
+    else if (vm.socket.size() > 107) r.expected(path + ".socket", "a socket path of at most 107 bytes", vm.socket);
     out.push_back(std::move(vm));
   }
   return out;

@@ -104,8 +104,7 @@ void PathWatch::start() {
 }
 
 void PathWatch::stop() {
-  state_->stopped = true;
-  state_->changed = [] {};
+  state_->stopped = true;  // pending handlers check it before calling `changed`
   boost::system::error_code ignored;
   state_->descriptor.close(ignored);
   state_->timer.cancel();

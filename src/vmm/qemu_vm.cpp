@@ -25,10 +25,12 @@ json by_id(const std::string& id) { return {{"id", id}}; }
 
 std::string millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
-// The monitor could not be had: nobody listens (down), or someone else holds it (busy).
+// What a probe found when it could not complete: nobody listens (gone), someone else holds the
+// monitor (busy), or the session broke after connecting (a timeout, a garbled answer: transient).
 struct MonitorUnreachable : VmError {
-  MonitorUnreachable(const std::string& text, bool busy) : VmError(text), busy(busy) {}
-  bool busy;
+  enum class Kind { Gone, Busy, Broken };
+  MonitorUnreachable(const std::string& text, Kind kind) : VmError(text), kind(kind) {}
+  Kind kind;
 };
 
 // DEVICE_DELETED names a device by id, or (anonymous ones) only by QOM path.
@@ -69,7 +71,6 @@ std::string QemuVm::usb_id(int busnum, int devnum) {
 
 void QemuVm::start() {
   stopped_ = false;
-  probing_ = false;
   socket_watch_.start();
   probe();
 }
@@ -107,7 +108,7 @@ asio::awaitable<void> QemuVm::probe_loop(int retries) {
     probe_again_ = false;
     std::optional<pid_t> pid;
     std::string failure;
-    bool busy = false;
+    auto kind = MonitorUnreachable::Kind::Gone;
     try {
       Body status = [this, &pid](QmpConnection& c) -> asio::awaitable<void> {
         co_await execute(c, "query-status", nullptr);
@@ -116,18 +117,20 @@ asio::awaitable<void> QemuVm::probe_loop(int retries) {
       co_await borrowed("query-status", std::move(status), false);
     } catch (const MonitorUnreachable& e) {
       failure = e.what();
-      busy = e.busy;
+      kind = e.kind;
     } catch (const VmError& e) {  // its queue is long: operations are running, so it is there
       failure = e.what();
-      busy = true;
+      kind = MonitorUnreachable::Kind::Busy;
     }
     if (!*alive || stopped_) co_return;
+    std::error_code ec;
     if (failure.empty()) {
       set_up(pid);
-    } else if (busy) {  // QEMU is there, but its monitor is someone else's for now
+    } else if (kind != MonitorUnreachable::Kind::Gone) {
+      // QEMU is there: its monitor is someone else's for now, or the session broke. Not "down".
       spdlog::debug("vm {}: {}", name(), failure);
-      if (!up_) probe_later(timeouts_.busy_retry_interval, 0);
-    } else if (retries > 0 && std::filesystem::exists(socket_path_)) {
+      probe_later(timeouts_.busy_retry_interval, 0);
+    } else if (retries > 0 && std::filesystem::exists(socket_path_, ec)) {
       probe_later(timeouts_.probe_retry_interval, retries - 1);  // maybe between QEMU's bind() and listen()
     } else {
       set_down(failure);
@@ -177,8 +180,15 @@ asio::awaitable<void> QemuVm::borrowed(std::string what, Body body, bool need_up
   auto not_running = [&] { return VmError("VM " + name() + " is not running"); };
   if (stopped_ || (need_up && !up_)) throw not_running();
   auto lock = co_await operations_.lock(timeouts_.operation);
-  if (!*alive || stopped_ || (need_up && !up_)) throw not_running();
+  if (!*alive) throw not_running();
   if (!lock) throw VmError("VM " + name() + " is busy: " + what + " waited " + millis(timeouts_.operation) + " for its turn");
+  if (stopped_ || (need_up && !up_)) {  // it went away while this waited: leave nothing open behind
+    if (operations_.waiting() == 0 && conn_) {
+      conn_->close();
+      conn_.reset();
+    }
+    throw not_running();
+  }
 
   // The whole operation has a deadline: past it the connection is closed, which fails the step in flight.
   struct Deadline {
@@ -205,13 +215,13 @@ asio::awaitable<void> QemuVm::borrowed(std::string what, Body body, bool need_up
         co_await conn_->open(socket_path_, timeouts_.connect);
       } catch (const QmpError& e) {
         busy = e.error_class == "Timeout";  // connected, but no greeting: another client has the monitor
-        unreachable = true;
+        unreachable = e.error_class != "Protocol";  // a garbled greeting: QEMU (or something) is there
         failure = busy ? "VM " + name() + ": its monitor gave no greeting within " + millis(timeouts_.connect) +
                              " (another client holds it?)"
                        : "VM " + name() + " is not running (" + e.what() + ")";
       }
     }
-    if (!unreachable) {
+    if (failure.empty()) {
       deadline->conn = conn_;
       co_await body(*conn_);
     }
@@ -219,6 +229,9 @@ asio::awaitable<void> QemuVm::borrowed(std::string what, Body body, bool need_up
     failure = e.what();
   } catch (const QmpError& e) {  // QEMU's own error the body did not handle
     failure = e.what();
+  } catch (const std::exception& e) {  // nothing else should come, but the session must end all the same
+    failure = "VM " + name() + ": " + e.what();
+    if (conn_) conn_->close();
   }
   timer.cancel();
   if (deadline->expired) failure = "VM " + name() + " did not complete " + what + " within " + millis(timeouts_.operation);
@@ -228,7 +241,10 @@ asio::awaitable<void> QemuVm::borrowed(std::string what, Body body, bool need_up
     conn_.reset();
   }
   if (failure.empty()) co_return;
-  if (!need_up) throw MonitorUnreachable(failure, busy);  // the probe tells these apart
+  if (!need_up)  // the probe tells these apart
+    throw MonitorUnreachable(failure, busy ? MonitorUnreachable::Kind::Busy
+                                      : unreachable ? MonitorUnreachable::Kind::Gone
+                                                    : MonitorUnreachable::Kind::Broken);
   if (connection_broken && !busy && !stopped_) probe();  // it looked up, and the session broke: find out
   if (unreachable && !busy) throw not_running();
   throw VmError(failure);

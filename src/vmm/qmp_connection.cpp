@@ -1,6 +1,7 @@
 #include "vmm/qmp_connection.h"
 
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -104,6 +105,8 @@ asio::awaitable<void> QmpConnection::open(const std::string& socket_path, Durati
   auto left = [&] { return std::max<Duration>(Duration::zero(), timeout - (std::chrono::steady_clock::now() - started)); };
   arm(timeout);
   boost::system::error_code ec;
+  if (socket_path.empty() || socket_path.size() >= sizeof(sockaddr_un::sun_path))
+    throw QmpError("Disconnected", "cannot connect to " + socket_path + ": not a usable socket path");
   co_await socket_.async_connect(asio::local::stream_protocol::endpoint(socket_path),
                                  asio::redirect_error(asio::use_awaitable, ec));
   disarm();
