@@ -16,6 +16,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -54,14 +55,18 @@ class AcceptLoop : public Listener {
 
  private:
   asio::awaitable<void> run() {
-    while (acceptor_.is_open()) {
+    auto alive = alive_;  // the loop may be destroyed while a completion is already queued
+    while (*alive && acceptor_.is_open()) {
       boost::system::error_code ec;
       typename Acceptor::endpoint_type endpoint;
       auto socket = co_await acceptor_.async_accept(endpoint, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-      if (ec) {  // EMFILE and the like
-        auto alive = alive_;
-        co_await backoff_.failed(acceptor_.get_executor(), ec);
+      if (!*alive || ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      if (ec) {  // EMFILE and the like: pause on this frame's own timer, not a member's
+        backoff_.failed(ec);
+        asio::steady_timer pause(acceptor_.get_executor());
+        pause.expires_after(AcceptBackoff::pause);
+        boost::system::error_code ignored;
+        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
         if (!*alive) co_return;  // closed and destroyed during the pause
         continue;
       }

@@ -164,8 +164,12 @@ asio::awaitable<void> ThunderServer::accept_loop() {
     boost::system::error_code ec;
     auto socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (!*alive || !acceptor_.is_open()) co_return;
-    if (ec) {
-      co_await backoff.failed(io_.get_executor(), ec);
+    if (ec) {  // EMFILE and the like: pause instead of spinning
+      backoff.failed(ec);
+      asio::steady_timer pause(io_);
+      pause.expires_after(AcceptBackoff::pause);
+      boost::system::error_code ignored;
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
       if (!*alive) co_return;
       continue;
     }
