@@ -394,6 +394,44 @@ TEST_F(Daemon, RunningOutOfDescriptorsIsOneLogLineAndRecovers) {
   EXPECT_EQ(failures(), 1u);
 }
 
+// The same for the Thunder facade: its accept loop pauses out of descriptors with one log line,
+// the vhotplug API goes on meanwhile, and Thunder serves a new client once descriptors are free.
+TEST_F(Daemon, ThunderOutOfDescriptorsIsOneLogLineAndRecovers) {
+  SKIP_WHEN_SANITIZED();
+  auto config = json::parse(test::kAllToVm1);
+  int thunder_port = test::free_tcp_port();
+  config["general"] = {{"api", {{"transports", {"unix"}}, {"unixSocket", socket_path}}},
+                       {"thunder", {{"port", thunder_port}, {"maxClients", 1000}}}};  // above the descriptor budget
+  write_config(config);
+  test::Child daemon({"/usr/bin/prlimit", "--nofile=128:128", VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"}, dir / "daemon.out",
+                     dir / "daemon.log", false);
+  auto thunder_answers = [&] {
+    try {
+      return test::http("POST", thunder_port, "/jsonrpc", R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.device","params":{"deviceName":"001/003"}})")
+                 .status == 200;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  ASSERT_TRUE(eventually([&] { return thunder_answers() || !daemon.running(); }));
+  auto api = connect();
+  auto failures = [&] {
+    auto log = test::read_file(dir / "daemon.log");
+    std::size_t n = 0;
+    for (auto at = log.find("thunder: accept failed"); at != std::string::npos; at = log.find("thunder: accept failed", at + 1)) ++n;
+    return n;
+  };
+  std::vector<test::Fd> crowd;  // raw TCP connections: the kernel completes them in the backlog
+  for (int i = 0; i < 400 && failures() == 0; ++i) crowd.push_back(test::tcp_connect(thunder_port));
+  ASSERT_TRUE(eventually([&] { return failures() > 0; })) << test::read_file(dir / "daemon.log");
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(api->request({{"action", "usb_list"}})["result"], "ok");  // the loop goes on
+  EXPECT_EQ(failures(), 1u);
+  crowd.clear();
+  ASSERT_TRUE(eventually(thunder_answers)) << test::read_file(dir / "daemon.log");
+  EXPECT_NE(test::read_file(dir / "daemon.log").find("thunder: accepting again"), std::string::npos);
+  EXPECT_EQ(failures(), 1u);
+}
+
 // SIGTERM while the accept loop pauses for descriptors: it unwinds (the ASan build catches a
 // use-after-free of the closed listener).
 TEST_F(Daemon, SigtermDuringAnAcceptPauseExitsCleanly) {

@@ -39,6 +39,21 @@ int connect_unix(const std::string& path) {
   return fd;
 }
 
+Fd::~Fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Fd tcp_connect(int port) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd.get() < 0 || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
+  return fd;
+}
+
 bool unix_socket_accepts(const std::string& path) {
   int fd = connect_unix(path);
   if (fd >= 0) ::close(fd);
