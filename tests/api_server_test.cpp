@@ -81,7 +81,8 @@ class ApiServerTest : public testing::Test {
   DeviceRegistry registry;
   StateStore store{""};
   DeviceManager manager{registry, test::make_policy(test::kAllToVm1), store};
-  Passthrough passthrough{io, manager, default_vm_factory(io), false};
+  VfioBinding vfio{io};
+  Passthrough passthrough{io, manager, default_vm_factory(io), vfio, false};
   UdevWatcher watcher{io, registry};
   std::optional<ApiServer> server;
   test::LoopThread loop{io};

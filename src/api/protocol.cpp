@@ -75,6 +75,38 @@ DeviceSelector device_selector(const json& request) {
   return s;
 }
 
+bool is_hex(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos; }
+
+// "0000:00:14.3" (domain:bus:device.function), any case; lowercased as sysfs names devices.
+std::optional<std::string> pci_address(const json& request) {
+  auto a = optional_string(request, "address");
+  if (!a) return a;
+  bool ok = a->size() == 12 && (*a)[4] == ':' && (*a)[7] == ':' && (*a)[10] == '.' && is_hex(a->substr(0, 4)) && is_hex(a->substr(5, 2)) &&
+            is_hex(a->substr(8, 2)) && (*a)[11] >= '0' && (*a)[11] <= '7';
+  if (!ok) throw BadRequest("Invalid message: address must be a PCI address such as 0000:00:14.3");
+  std::ranges::transform(*a, a->begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return a;
+}
+
+// A PCI vendor or device id: hex, "10de" or "0x10de", as the reference reads them.
+std::optional<std::string> pci_id(const json& request, const char* key) {
+  auto v = optional_string(request, key);
+  if (!v) return v;
+  auto digits = v->starts_with("0x") || v->starts_with("0X") ? v->substr(2) : *v;
+  if (digits.size() > 4 || !is_hex(digits)) throw BadRequest(std::string("Invalid message: ") + key + " must be a hex id such as 8086");
+  return v;
+}
+
+PciDeviceSelector pci_selector(const json& request) {
+  PciDeviceSelector s;
+  s.address = pci_address(request);
+  s.tag = optional_string(request, "tag");
+  s.vid = pci_id(request, "vid");
+  s.did = pci_id(request, "did");
+  if (s.kind() == PciDeviceSelector::Kind::None) throw BadRequest("Invalid message: name the device by address, vid and did, or tag");
+  return s;
+}
+
 }  // namespace
 
 ordered_json Protocol::failed(const std::string& error) { return {{"result", "failed"}, {"error", error}}; }
@@ -131,6 +163,8 @@ Outcome Protocol::dispatch(const std::string& action, const json& request, Sessi
   }
   if (action == "usb_attach") return {std::nullopt, UsbAttach{device_selector(request), optional_string(request, "vm")}};
   if (action == "usb_detach") return {std::nullopt, UsbDetach{device_selector(request)}};
+  if (action == "pci_attach") return {std::nullopt, PciAttach{pci_selector(request), optional_string(request, "vm")}};
+  if (action == "pci_detach") return {std::nullopt, PciDetach{pci_selector(request)}};
   return {failed("Unknown message: " + action)};
 }
 

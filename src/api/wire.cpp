@@ -47,6 +47,12 @@ std::optional<ordered_json> to_wire(const ManagerEvent& event) {
           [](const PciDisconnected& e) -> std::optional<ordered_json> {
             return ordered_json{{"event", "pci_disconnected"}, {"pci_device", to_json(e.device)}};
           },
+          [](const PciAttached& e) -> std::optional<ordered_json> {
+            return ordered_json{{"event", "pci_attached"}, {"pci_device", to_json(e.device)}, {"vm", e.vm}};
+          },
+          [](const PciDetached& e) -> std::optional<ordered_json> {
+            return ordered_json{{"event", "pci_detached"}, {"pci_device", to_json(e.device)}, {"vm", e.vm}};
+          },
           [](const VmStarted&) -> std::optional<ordered_json> { return std::nullopt; },
           [](const VmStopped&) -> std::optional<ordered_json> { return std::nullopt; },
       },

@@ -99,7 +99,12 @@ Config load_config_or_default(const std::string& path) {
 }
 
 Daemon::Daemon(DaemonOptions options)
-    : options_(std::move(options)), modules_(make_kmod_resolver()), watcher_(io_, registry_), signals_(io_), hangup_(io_) {
+    : options_(std::move(options)),
+      modules_(make_kmod_resolver()),
+      watcher_(io_, registry_),
+      vfio_(io_, options_.host),
+      signals_(io_),
+      hangup_(io_) {
   auto config = load_config_or_default(options_.config_path);
   applied_ = raw_config(options_.config_path);
   api_config_ = config.general.api;
@@ -107,7 +112,7 @@ Daemon::Daemon(DaemonOptions options)
   manager_ = std::make_unique<DeviceManager>(registry_, std::make_shared<const Policy>(std::move(config), modules_), *store_);
   VmFactory make_vm = default_vm_factory(io_);
   if (options_.make_vm) make_vm = [this](const VmConfig& c) { return options_.make_vm(io_, c); };
-  passthrough_ = std::make_unique<Passthrough>(io_, *manager_, std::move(make_vm), options_.attach_connected);
+  passthrough_ = std::make_unique<Passthrough>(io_, *manager_, std::move(make_vm), vfio_, options_.attach_connected);
 }
 
 Daemon::~Daemon() {

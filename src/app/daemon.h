@@ -30,6 +30,7 @@ struct DaemonOptions {
   std::function<std::unique_ptr<Vm>(boost::asio::io_context&, const VmConfig&)> make_vm;
   bool handle_signals = true;
   std::chrono::milliseconds shutdown_grace{3000};  // for operations in flight to unwind
+  HostInterfaces host;  // /sys, /dev, mountinfo (tests point them elsewhere)
 };
 
 class Daemon {
@@ -67,6 +68,7 @@ class Daemon {
   UdevWatcher watcher_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<DeviceManager> manager_;
+  VfioBinding vfio_;
   std::unique_ptr<Passthrough> passthrough_;
   std::optional<ApiServer> api_;
   std::optional<thunder::ThunderServer> thunder_;

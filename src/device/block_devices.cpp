@@ -1,6 +1,10 @@
 #include "device/block_devices.h"
 
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 
 namespace vhp {
 
@@ -14,6 +18,52 @@ std::optional<std::string> block_device_node(const std::string& usb_sys_path) {
     if (!ec && target.string().starts_with(usb_sys_path + "/")) return "/dev/" + entry.path().filename().string();
   }
   return std::nullopt;
+}
+
+namespace {
+
+std::string first_line(const fs::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// Adds `name` and, recursively, what holds it (a partition's dm-crypt, an LVM volume), by "major:minor".
+void add_with_holders(const fs::path& class_block, const std::string& name, std::map<std::string, std::string>& by_dev, int depth = 0) {
+  if (depth > 16) return;  // holders form a DAG; this only bounds a malformed tree
+  auto dev = first_line(class_block / name / "dev");
+  if (dev.empty() || by_dev.contains(dev)) return;
+  by_dev[dev] = name;
+  std::error_code ec;
+  for (const auto& holder : fs::directory_iterator(class_block / name / "holders", ec))
+    add_with_holders(class_block, holder.path().filename().string(), by_dev, depth + 1);
+}
+
+}  // namespace
+
+std::vector<std::string> mounts_behind(const std::string& sys_path, const std::string& sys_root, const std::string& mountinfo) {
+  std::error_code ec;
+  auto root = fs::canonical(sys_path, ec);
+  if (ec) return {};
+  fs::path class_block = fs::path(sys_root) / "class" / "block";
+  std::map<std::string, std::string> by_dev;  // "259:1" → "nvme0n1p1"
+  for (const auto& entry : fs::directory_iterator(class_block, ec)) {
+    std::error_code ignored;
+    auto target = fs::canonical(entry.path(), ignored);
+    if (!ignored && target.string().starts_with(root.string() + "/")) add_with_holders(class_block, entry.path().filename().string(), by_dev);
+  }
+  std::vector<std::string> mounts;
+  if (by_dev.empty()) return mounts;
+  std::ifstream in(mountinfo);
+  for (std::string line; std::getline(in, line);) {
+    // "36 35 259:1 / /boot rw,… - vfat /dev/nvme0n1p1 rw": the third field is the device, the fifth the mount point.
+    std::istringstream fields(line);
+    std::string id, parent, dev, fs_root, mount_point;
+    if (!(fields >> id >> parent >> dev >> fs_root >> mount_point)) continue;
+    if (auto it = by_dev.find(dev); it != by_dev.end()) mounts.push_back(mount_point + " (" + it->second + ")");
+  }
+  return mounts;
 }
 
 }  // namespace vhp

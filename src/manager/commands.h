@@ -34,6 +34,30 @@ struct UsbDetach {
   DeviceSelector selector;
 };
 
-using Command = std::variant<UsbAttach, UsbDetach>;
+// Which PCI device(s) a request means. Precedence, as the reference: address, tag, vid+did.
+struct PciDeviceSelector {
+  std::optional<std::string> address;   // 0000:00:14.3, lowercase
+  std::optional<std::string> tag;
+  std::optional<std::string> vid, did;  // hex, as the request gave them (the reference's error texts show them so)
+
+  enum class Kind { None, Address, Tag, Ids };
+  Kind kind() const {
+    if (address) return Kind::Address;
+    if (tag) return Kind::Tag;
+    if (vid && did) return Kind::Ids;
+    return Kind::None;
+  }
+};
+
+struct PciAttach {
+  PciDeviceSelector selector;
+  std::optional<std::string> vm;
+};
+
+struct PciDetach {
+  PciDeviceSelector selector;
+};
+
+using Command = std::variant<UsbAttach, UsbDetach, PciAttach, PciDetach>;
 
 }  // namespace vhp

@@ -1,6 +1,7 @@
 #include "manager/device_manager.h"
 
-#include <map>
+#include <algorithm>
+#include <set>
 
 namespace vhp {
 namespace {
@@ -9,6 +10,9 @@ bool passes(const ListFilter& filter, const std::optional<std::string>& tag, boo
   if (filter.tag && tag != filter.tag) return false;
   return !filter.disconnected || *filter.disconnected == disconnected;
 }
+
+// A pciIommuSkipIfShared rule neither attaches nor lists a device that shares its IOMMU group.
+bool shared_group_skipped(const PciDevice& d, const PciMatch& m) { return m.iommu_skip_if_shared && d.iommu_group_members.size() > 1; }
 
 }  // namespace
 
@@ -25,24 +29,47 @@ std::vector<UsbListing> DeviceManager::usb_list(const ListFilter& filter) const 
   return list;
 }
 
+std::vector<std::pair<PciDevice, PciMatch>> DeviceManager::pci_matched() const {
+  std::vector<std::pair<PciDevice, PciMatch>> out;
+  for (const auto& d : registry_.pci_devices())  // by address
+    if (auto match = policy_->match_pci(d); match && !shared_group_skipped(d, *match)) out.emplace_back(d, *match);
+  std::ranges::stable_sort(out, {}, [](const auto& entry) { return entry.second.order; });
+  return out;
+}
+
 std::vector<PciListing> DeviceManager::pci_list(const ListFilter& filter) const {
-  std::map<std::string, PciListing> by_address;  // the reference sorts PCI lists by address
-  std::vector<std::pair<std::string, std::string>> members;  // address, target VM
-  for (const auto& d : registry_.pci_devices()) {
-    auto match = policy_->match_pci(d);
-    if (!match || !passes(filter, match->tag, false)) continue;  // PCI detach arrives with PCI passthrough
-    by_address[d.address] = {d, {match->target_vm}, std::nullopt};
-    if (match->iommu_add_all)
-      for (const auto& member : d.iommu_group_members) members.emplace_back(member, match->target_vm);
-  }
-  for (const auto& [address, target_vm] : members) {
-    const auto* member = registry_.find_pci(address);
-    if (!member || by_address.contains(address)) continue;  // gone, or listed by a rule of its own
-    by_address[address] = {*member, {target_vm}, std::nullopt, true};
-  }
   std::vector<PciListing> list;
-  for (auto& [address, entry] : by_address) list.push_back(std::move(entry));
+  std::set<std::string> listed;
+  auto add = [&](const PciDevice& d, const PciMatch& m, bool member) {
+    bool disconnected = pci_placements_.is_disconnected(d.address);
+    if (listed.contains(d.address) || (!member && !passes(filter, m.tag, disconnected))) return false;
+    listed.insert(d.address);
+    list.push_back({d, {m.target_vm}, pci_placements_.vm_of(d.address), member});
+    return true;
+  };
+  for (const auto& [d, match] : pci_matched()) {
+    if (!add(d, match, false) || !match.iommu_add_all) continue;
+    for (const auto& address : d.iommu_group_members)  // listed with the device whose rule takes them along
+      if (const auto* member = registry_.find_pci(address); member && !policy_->match_pci(*member)) add(*member, match, true);
+  }
   return list;
+}
+
+std::vector<PciDevice> DeviceManager::select(const PciDeviceSelector& s) const {
+  std::vector<PciDevice> out;
+  if (s.kind() == PciDeviceSelector::Kind::Tag) {
+    for (const auto& [d, match] : pci_matched())
+      if (match.tag == s.tag) out.push_back(d);
+    return out;
+  }
+  auto id = [](const std::optional<std::string>& hex) { return hex ? std::stoi(*hex, nullptr, 16) : -1; };  // the protocol checked them
+  int vendor = id(s.vid), device = id(s.did);
+  for (const auto& d : registry_.pci_devices()) {
+    bool match = s.kind() == PciDeviceSelector::Kind::Address ? d.address == *s.address
+                                                              : s.kind() == PciDeviceSelector::Kind::Ids && d.vendor_id == vendor && d.device_id == device;
+    if (match) out.push_back(d);
+  }
+  return out;
 }
 
 std::vector<UsbDevice> DeviceManager::select(const DeviceSelector& s) const {

@@ -35,6 +35,14 @@ struct PciConnected {
 struct PciDisconnected {
   PciDevice device;
 };
+struct PciAttached {
+  PciDevice device;
+  std::string vm;
+};
+struct PciDetached {
+  PciDevice device;
+  std::string vm;
+};
 struct VmStarted {
   std::string vm;
 };
@@ -43,7 +51,7 @@ struct VmStopped {
 };
 
 using ManagerEvent = std::variant<UsbConnected, UsbDisconnected, UsbAttached, UsbDetached, UsbSelectVm, PciConnected,
-                                  PciDisconnected, VmStarted, VmStopped>;
+                                  PciDisconnected, PciAttached, PciDetached, VmStarted, VmStopped>;
 
 // A device some rule lets pass through, as the lists show it.
 struct UsbListing {

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log_failure.h"
+#include "manager/error_of.h"
 #include "manager/identity.h"
 
 namespace vhp {
@@ -19,18 +20,6 @@ std::string not_found(const DeviceSelector& s) {
       return "USB device with bus " + std::to_string(*s.bus) + " and port " + *s.port + " not found in the system";
     default: return "USB device " + s.vid.value_or("") + ":" + s.pid.value_or("") + " not found in the system";
   }
-}
-
-// Runs a VM operation and returns its failure's text ("" when it succeeded). Callers log or
-// ignore it; a coroutine cannot co_await inside a catch handler, so this is the one place that catches.
-asio::awaitable<std::string> error_of(asio::awaitable<void> operation) {
-  std::string error;
-  try {
-    co_await std::move(operation);
-  } catch (const std::exception& e) {
-    error = e.what();
-  }
-  co_return error;
 }
 
 std::string ambiguous(const std::vector<UsbDevice>& devices) {
@@ -54,8 +43,13 @@ bool named_by_us_or_the_reference(const VmUsbDevice& held) {
 
 }  // namespace
 
-Passthrough::Passthrough(asio::io_context& io, DeviceManager& manager, VmFactory make_vm, bool attach_connected)
-    : io_(io), manager_(manager), placements_(manager.placements()), make_vm_(std::move(make_vm)), attach_connected_(attach_connected) {}
+Passthrough::Passthrough(asio::io_context& io, DeviceManager& manager, VmFactory make_vm, VfioBinding& vfio, bool attach_connected)
+    : io_(io),
+      manager_(manager),
+      placements_(manager.placements()),
+      make_vm_(std::move(make_vm)),
+      attach_connected_(attach_connected),
+      pci_(io, *this, manager, vfio, attach_connected) {}
 
 Passthrough::~Passthrough() {
   *alive_ = false;
@@ -86,6 +80,7 @@ void Passthrough::start() {
   if (attach_connected_)
     for (const auto& d : manager_.registry().usb_devices())
       if (!d.is_hub) spawn(plugged(d, Arrival::Start), "attaching a connected device");
+  pci_.start();
   for (auto& [name, vm] : vms_) vm->start();
 }
 
@@ -104,6 +99,7 @@ void Passthrough::reapply_policy() {
   if (stopped_) return;
   for (const auto& d : manager_.registry().usb_devices())
     if (!d.is_hub) spawn(reapply(d), "re-applying the rules");
+  pci_.reapply_policy();
 }
 
 asio::awaitable<void> Passthrough::reapply(UsbDevice d) {
@@ -131,8 +127,8 @@ void Passthrough::on_device_event(const DeviceEvent& event) {
     return;
   }
   const auto& pci = std::get<PciEvent>(event);
-  if (pci.action == DeviceAction::Added) manager_.publish(PciConnected{pci.device});
-  else if (pci.action == DeviceAction::Removed) manager_.publish(PciDisconnected{pci.device});
+  if (pci.action == DeviceAction::Added) pci_.plugged(pci.device);
+  else if (pci.action == DeviceAction::Removed) pci_.unplugged(pci.device);
 }
 
 void Passthrough::migrate_reference_ids(const std::vector<UsbDevice>& devices) {
@@ -297,11 +293,13 @@ asio::awaitable<void> Passthrough::vm_up(std::string name) {
     due.push_back(*d);
   }
   for (const auto& d : due) co_await attach_when_possible(d, name, cause);
-  spdlog::info("vm {}: devices reconciled ({} held, {} due)", name, present.size(), due.size());
+  co_await pci_.vm_up(name);
+  spdlog::info("vm {}: devices reconciled ({} USB held, {} due)", name, present.size(), due.size());
 }
 
 void Passthrough::vm_down(const std::string& name) {
   manager_.publish(VmStopped{name});
+  pci_.vm_down(name);
   auto gone = placements_.attached_to(name);
   for (const auto& path : gone)  // still wanted there: re-attached when the VM is back
     if (const auto* d = manager_.registry().find_usb(path)) {
@@ -325,7 +323,9 @@ asio::awaitable<CommandResult> Passthrough::run(Command command, Caller caller) 
   auto cause = Cause::request(caller);
   try {
     if (const auto* a = std::get_if<UsbAttach>(&command)) co_return co_await attach_command(*a, cause);
-    co_return co_await detach_command(std::get<UsbDetach>(command), cause);
+    if (const auto* d = std::get_if<UsbDetach>(&command)) co_return co_await detach_command(*d, cause);
+    if (const auto* a = std::get_if<PciAttach>(&command)) co_return co_await pci_.attach_command(*a, cause);
+    co_return co_await pci_.detach_command(std::get<PciDetach>(command), cause);
   } catch (const std::exception& e) {
     co_return CommandResult::failed(e.what());
   }

@@ -1,5 +1,5 @@
 #pragma once
-// Puts devices where the policy says, as they come and go and as VMs come and go, and runs the
+// Puts USB devices where the policy says (and has PciPassthrough do the same for PCI devices), as they come and go and as VMs come and go, and runs the
 // API's attach and detach requests. Lives on the event loop. Talks to VMs only through the Vm
 // interface (vmm/vm.h), which serialises operations per VM; different VMs proceed in parallel.
 // An operation re-checks the intent (Placements::wanted), the device and the policy when it ends:
@@ -12,6 +12,7 @@
 
 #include "manager/caller.h"
 #include "manager/device_manager.h"
+#include "manager/pci_passthrough.h"
 #include "vmm/vm_factory.h"
 
 namespace vhp {
@@ -20,7 +21,7 @@ class Passthrough {
  public:
   // `attach_connected` (-a): devices present at start are handled as if just plugged, except that a
   // device whose rule offers several VMs goes to the user's saved choice or else the first (as the reference).
-  Passthrough(boost::asio::io_context& io, DeviceManager& manager, VmFactory make_vm, bool attach_connected);
+  Passthrough(boost::asio::io_context& io, DeviceManager& manager, VmFactory make_vm, VfioBinding& vfio, bool attach_connected);
   ~Passthrough();
   Passthrough(const Passthrough&) = delete;
   Passthrough& operator=(const Passthrough&) = delete;
@@ -33,6 +34,7 @@ class Passthrough {
   boost::asio::awaitable<CommandResult> run(Command command, Caller caller);  // by value: a coroutine outlives its caller's temporaries
 
   Vm* vm(const std::string& name);
+  Vm& running_vm(const std::string& name);  // throws VmError with the reference's texts
 
   // After a reload: what the rules no longer allow leaves its VM, what they now allow arrives as on
   // a plug (without usb_connected), pending choices and wishes they no longer allow are dropped.
@@ -58,7 +60,6 @@ class Passthrough {
 
   boost::asio::awaitable<CommandResult> attach_command(UsbAttach command, Cause cause);
   boost::asio::awaitable<CommandResult> detach_command(UsbDetach command, Cause cause);
-  Vm& running_vm(const std::string& name);  // throws VmError with the reference's texts
   // The user's saved VM if the rule still allows it; autoselect: that, else the first allowed VM.
   std::optional<std::string> saved_choice(const UsbDevice& d, const UsbMatch& match) const;
   std::string autoselect(const UsbDevice& d, const UsbMatch& match) const;
@@ -71,6 +72,7 @@ class Passthrough {
   VmFactory make_vm_;
   bool attach_connected_;
   std::map<std::string, std::unique_ptr<Vm>> vms_;
+  PciPassthrough pci_;
   Subscription devices_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool stopped_ = false;

@@ -38,6 +38,7 @@ void StateStore::remove_leftovers() {
 
 std::string StateStore::serialize(const PersistentState& s) {
   json j{{"selected_vms", s.selected_vms}, {"disconnected_devices", s.disconnected_devices}};
+  if (!s.pci_host_drivers.empty()) j["pci_host_drivers"] = s.pci_host_drivers;  // ours; absent, the file is the reference's
   return j.dump(2) + "\n";
 }
 
@@ -57,6 +58,13 @@ PersistentState StateStore::parse(const std::string& content) {
     for (const auto& id : *it) {
       if (!id.is_string()) throw std::runtime_error("disconnected_devices holds a non-string");
       s.disconnected_devices.insert(id.get<std::string>());
+    }
+  }
+  if (auto it = j.find("pci_host_drivers"); it != j.end()) {
+    if (!it->is_object()) throw std::runtime_error("pci_host_drivers is not an object");
+    for (const auto& [address, driver] : it->items()) {
+      if (!driver.is_string()) throw std::runtime_error("pci_host_drivers." + address + " is not a string");
+      s.pci_host_drivers[address] = driver.get<std::string>();
     }
   }
   return s;

@@ -1,5 +1,6 @@
 #pragma once
-// The reference's state file: {"selected_vms": {id: vm}, "disconnected_devices": [id, …]}.
+// The reference's state file: {"selected_vms": {id: vm}, "disconnected_devices": [id, …]}, plus
+// ours, only while it has entries: "pci_host_drivers": {address: driver}.
 // Written atomically (temp file, fsync, rename, fsync of the directory); a corrupt file is moved
 // aside with a clear log line and the daemon starts with empty state.
 #include <functional>
@@ -14,6 +15,8 @@ namespace vhp {
 struct PersistentState {
   std::map<std::string, std::string> selected_vms;  // the user's VM choice for allowedVms devices
   std::set<std::string> disconnected_devices;       // devices the user detached
+  // Ours: the driver each PCI device had before we bound it to vfio-pci ("" unbound), to give it back.
+  std::map<std::string, std::string> pci_host_drivers;
   bool operator==(const PersistentState&) const = default;
 };
 

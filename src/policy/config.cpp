@@ -205,7 +205,8 @@ PciSelector pci_selector(JsonReader& r, const json& o, const std::string& path) 
 PciRuleGroup pci_group(JsonReader& r, const json& o, const std::string& path) {
   PciRuleGroup g;
   r.warn_unknown_keys(o, path, {"description", "disable", "enable", "targetVm", "allow", "deny", "tag", "skipOnSuspend",
-                                "pciIommuAddAll", "pciIommuSkipIfShared", "autoOvmf", "qemuUseRootBus"});
+                                "pciIommuAddAll", "pciIommuSkipIfShared", "autoOvmf", "qemuUseRootBus", "crosvmUseRootBus",
+                                "restoreHostDriver"});
   g.enabled = !is_disabled(o, r, path);
   g.description = description(r, o, path);
   g.target_vm = r.string(o, path, "targetVm");
@@ -223,6 +224,8 @@ PciRuleGroup pci_group(JsonReader& r, const json& o, const std::string& path) {
   g.iommu_skip_if_shared = r.boolean(o, path, "pciIommuSkipIfShared").value_or(false);
   g.auto_ovmf = r.boolean(o, path, "autoOvmf").value_or(false);
   g.qemu_use_root_bus = r.boolean(o, path, "qemuUseRootBus").value_or(false);
+  g.crosvm_use_root_bus = r.boolean(o, path, "crosvmUseRootBus").value_or(false);
+  g.restore_host_driver = r.boolean(o, path, "restoreHostDriver").value_or(true);
   return g;
 }
 

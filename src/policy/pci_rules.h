@@ -25,7 +25,8 @@ struct PciRuleGroup {
   std::optional<std::string> target_vm;  // PCI has no allowedVms
   std::vector<PciSelector> allow, deny;
   bool skip_on_suspend = false, iommu_add_all = false, iommu_skip_if_shared = false, auto_ovmf = false,
-       qemu_use_root_bus = false;
+       qemu_use_root_bus = false, crosvm_use_root_bus = false;
+  bool restore_host_driver = true;  // ours: detach gives the device back to the driver it had
   std::optional<std::string> tag;
 };
 

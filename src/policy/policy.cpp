@@ -33,7 +33,7 @@ std::optional<PciMatch> Policy::match_pci(const PciDevice& d) const {
     if (found && std::ranges::any_of(g.deny, [&](const PciSelector& s) { return s.matches(d); })) found = false;
     if (!found || !g.target_vm) continue;
     return PciMatch{*g.target_vm, g.tag, g.skip_on_suspend, g.iommu_add_all, g.iommu_skip_if_shared, g.auto_ovmf,
-                    g.qemu_use_root_bus, order, g.description};
+                    g.qemu_use_root_bus, g.restore_host_driver, order, g.description};
   }
   return std::nullopt;
 }

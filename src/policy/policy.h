@@ -31,6 +31,7 @@ struct PciMatch {
   std::optional<std::string> tag;
   bool skip_on_suspend = false, iommu_add_all = false, iommu_skip_if_shared = false, auto_ovmf = false,
        qemu_use_root_bus = false;
+  bool restore_host_driver = true;
   int order = 0;  // allow entries looked at before and including the match: the reference's attach order
   std::string group;
 };

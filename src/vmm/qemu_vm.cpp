@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log_failure.h"
+#include "vmm/qmp_args.h"
 
 namespace vhp {
 
@@ -18,10 +19,8 @@ namespace {
 constexpr const char* kUsbPrefix = "vhp-usb-";
 const char* const kContainers[] = {"/machine/peripheral", "/machine/peripheral-anon"};
 
-// Arguments are built outside co_await expressions: GCC 12 destroys temporaries there twice
-// (braced initialisers, lambdas converted to std::function). Build them as locals first.
-json qom_get(const std::string& path, const char* property) { return {{"path", path}, {"property", property}}; }
-json by_id(const std::string& id) { return {{"id", id}}; }
+using qmp::by_id;
+using qmp::qom_get;
 
 std::string millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
@@ -335,14 +334,7 @@ asio::awaitable<void> QemuVm::detach_usb(VmUsbDevice device) {
       ids_.erase(address);
       co_return;
     }
-    std::function<bool(const json&)> deleted = [id](const json& data) { return names(data, id); };  // not a temporary in co_await: GCC 12
-    try {
-      co_await c.wait_event("DEVICE_DELETED", std::move(deleted), timeouts_.device_deleted);
-    } catch (const QmpError& e) {
-      if (e.error_class == "Timeout") throw VmError("VM " + name() + " did not confirm the removal of " + id);
-      c.close();
-      throw VmError("VM " + name() + " went away during device_del");
-    }
+    co_await wait_deleted(c, id, timeouts_.device_deleted, "");
     ids_.erase(address);
   };
   co_await borrowed("device_del", std::move(body));
@@ -361,6 +353,28 @@ asio::awaitable<std::vector<VmUsbDevice>> QemuVm::scan_usb(QmpConnection& c) {
     if (!v.is_number_integer()) throw VmError("VM " + name() + " sent a malformed answer to qom-get: " + v.dump());
     return v.get<int>();
   };
+  for (const auto& [id, path] : co_await peripherals(c, "usb-host")) {
+    auto bus_args = qom_get(path, "hostbus"), addr_args = qom_get(path, "hostaddr"), attached_args = qom_get(path, "attached");
+    VmUsbDevice held;
+    held.id = id;
+    auto hostbus = co_await execute(c, "qom-get", std::move(bus_args));
+    auto hostaddr = co_await execute(c, "qom-get", std::move(addr_args));
+    auto attached = co_await execute(c, "qom-get", std::move(attached_args));
+    held.hostbus = integer(hostbus);
+    held.hostaddr = integer(hostaddr);
+    held.attached = attached == true;
+    if (held.attached) ids_[{held.hostbus, held.hostaddr}] = held.id;
+    out.push_back(held);
+  }
+  co_return out;
+}
+
+}  // namespace vhp
+
+namespace vhp {
+
+asio::awaitable<std::vector<std::pair<std::string, std::string>>> QemuVm::peripherals(QmpConnection& c, std::string type) {
+  std::vector<std::pair<std::string, std::string>> out;
   for (const std::string container : kContainers) {
     json children;
     try {
@@ -371,25 +385,26 @@ asio::awaitable<std::vector<VmUsbDevice>> QemuVm::scan_usb(QmpConnection& c) {
     }
     if (!children.is_array()) throw VmError("VM " + name() + " sent a malformed answer to qom-list");
     for (const auto& child : children) {
-      if (!child.is_object() || child.value("type", json()) != "child<usb-host>") continue;
+      if (!child.is_object() || child.value("type", json()) != "child<" + type + ">") continue;
       auto name_it = child.find("name");
       if (name_it == child.end() || !name_it->is_string()) continue;
-      std::string name = *name_it;
-      auto path = container + "/" + name;
-      auto bus_args = qom_get(path, "hostbus"), addr_args = qom_get(path, "hostaddr"), attached_args = qom_get(path, "attached");
-      VmUsbDevice held;
-      held.id = container == kContainers[0] ? name : path;  // device_del takes an id or a QOM path
-      auto hostbus = co_await execute(c, "qom-get", std::move(bus_args));
-      auto hostaddr = co_await execute(c, "qom-get", std::move(addr_args));
-      auto attached = co_await execute(c, "qom-get", std::move(attached_args));
-      held.hostbus = integer(hostbus);
-      held.hostaddr = integer(hostaddr);
-      held.attached = attached == true;
-      if (held.attached) ids_[{held.hostbus, held.hostaddr}] = held.id;
-      out.push_back(held);
+      std::string child_name = *name_it;
+      auto path = container + "/" + child_name;
+      out.emplace_back(container == kContainers[0] ? child_name : path, path);  // device_del takes an id or a QOM path
     }
   }
   co_return out;
+}
+
+asio::awaitable<void> QemuVm::wait_deleted(QmpConnection& c, std::string id, std::chrono::milliseconds timeout, std::string why) {
+  std::function<bool(const json&)> deleted = [id](const json& data) { return names(data, id); };  // not a temporary in co_await: GCC 12
+  try {
+    co_await c.wait_event("DEVICE_DELETED", std::move(deleted), timeout);
+  } catch (const QmpError& e) {
+    if (e.error_class == "Timeout") throw VmError("VM " + name() + " did not confirm the removal of " + id + why);
+    c.close();
+    throw VmError("VM " + name() + " went away during device_del");
+  }
 }
 
 }  // namespace vhp

@@ -16,7 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/async_mutex.h"
-#include "vmm/path_watch.h"
+#include "common/path_watch.h"
 #include "vmm/process_watch.h"
 #include "vmm/qmp_connection.h"
 #include "vmm/vm.h"
@@ -28,6 +28,7 @@ struct QemuTimeouts {
   std::chrono::milliseconds command{5000};     // each command
   std::chrono::milliseconds operation{15000};  // a whole operation, its wait for its turn included
   std::chrono::milliseconds device_deleted{5000};
+  std::chrono::milliseconds pci_deleted{10000};  // a PCI unplug waits for the guest (ACPI or PCIe hot-plug)
   // A probe after the socket changed may find QEMU between bind() and listen(): it is tried again.
   int probe_retries = 10;
   std::chrono::milliseconds probe_retry_interval{100};
@@ -54,6 +55,14 @@ class QemuVm : public Vm {
   // Every usb-host in /machine/peripheral and /machine/peripheral-anon, by its QOM properties.
   boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() override;
 
+  // vfio-pci into the first free pcie-root-port (query-pci), then verified with query-pci.
+  boost::asio::awaitable<void> attach_pci(PciDevice device, bool root_bus) override;
+  // device_del, then DEVICE_DELETED (the guest has to release the device first).
+  boost::asio::awaitable<void> detach_pci(VmPciDevice device) override;
+  // Every vfio-pci in /machine/peripheral and /machine/peripheral-anon, by its `host` property.
+  boost::asio::awaitable<std::vector<VmPciDevice>> list_pci() override;
+  static std::string pci_id(const std::string& address);  // vhp-pci-0000-00-14.3
+
   // The id we give a device: cannot collide, unlike the reference's "usb<bus><dev>".
   static std::string usb_id(int busnum, int devnum);
   // Whether a connection to the monitor is open now (it is only while operations are queued).
@@ -69,6 +78,11 @@ class QemuVm : public Vm {
   // A command; QEMU's own errors come back as QmpError, the rest as VmError.
   boost::asio::awaitable<nlohmann::json> execute(QmpConnection& c, const std::string& command, nlohmann::json arguments);
   boost::asio::awaitable<std::vector<VmUsbDevice>> scan_usb(QmpConnection& c);
+  boost::asio::awaitable<std::vector<VmPciDevice>> scan_pci(QmpConnection& c);
+  // The QOM children of /machine/peripheral and peripheral-anon of a type: (id for device_del, QOM path).
+  boost::asio::awaitable<std::vector<std::pair<std::string, std::string>>> peripherals(QmpConnection& c, std::string type);
+  // Waits for DEVICE_DELETED of `id`, failing with a VmError that says what did not happen.
+  boost::asio::awaitable<void> wait_deleted(QmpConnection& c, std::string id, std::chrono::milliseconds timeout, std::string why);
 
   void probe(int retries = 0);  // starts a probe unless one runs; then it runs once more
   boost::asio::awaitable<void> probe_loop(int retries);

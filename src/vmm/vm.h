@@ -11,6 +11,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "device/pci_device.h"
 #include "device/usb_device.h"
 
 namespace vhp {
@@ -25,6 +26,13 @@ struct VmUsbDevice {
   std::string id;
   int hostbus = 0, hostaddr = 0;
   bool attached = true;  // the VM really has the host device (not a placeholder left behind)
+};
+
+// A host PCI device a VM holds (a vfio-pci device), recognised by its host address. `id` is the
+// backend's handle for it; empty means "whatever holds this address".
+struct VmPciDevice {
+  std::string id;
+  std::string host;  // 0000:00:14.3
 };
 
 // Operations take their arguments by value: a coroutine starts later than the call that makes it.
@@ -50,6 +58,13 @@ class Vm {
   virtual boost::asio::awaitable<void> detach_usb(VmUsbDevice device) = 0;
   // Every host USB device the VM holds, ours or not.
   virtual boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() = 0;
+
+  // A host PCI device already bound to vfio-pci, into a free hot-plug port (`root_bus`: the root bus).
+  virtual boost::asio::awaitable<void> attach_pci(PciDevice device, bool root_bus) = 0;
+  // Removes what the VM holds of that host device and waits until the guest let it go.
+  virtual boost::asio::awaitable<void> detach_pci(VmPciDevice device) = 0;
+  // Every host PCI device the VM holds, ours or not.
+  virtual boost::asio::awaitable<std::vector<VmPciDevice>> list_pci() = 0;
 
   std::function<void()> on_up, on_down;
 

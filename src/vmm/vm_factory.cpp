@@ -23,6 +23,18 @@ class UnsupportedVm : public Vm {
     throw VmError(reason_);
     co_return std::vector<VmUsbDevice>{};
   }
+  boost::asio::awaitable<void> attach_pci(PciDevice, bool) override {
+    throw VmError(reason_);
+    co_return;
+  }
+  boost::asio::awaitable<void> detach_pci(VmPciDevice) override {
+    throw VmError(reason_);
+    co_return;
+  }
+  boost::asio::awaitable<std::vector<VmPciDevice>> list_pci() override {
+    throw VmError(reason_);
+    co_return std::vector<VmPciDevice>{};
+  }
 
  private:
   std::string reason_;

@@ -22,6 +22,7 @@ void FakeVm::go_down() {
   up_ = false;
   ++generation_;
   held_.clear();
+  held_pci_.clear();
   release();
   announce_down();
 }
@@ -35,8 +36,7 @@ bool FakeVm::holds(int busnum, int devnum) const {
   return std::ranges::any_of(held_, [&](const VmUsbDevice& d) { return d.hostbus == busnum && d.hostaddr == devnum; });
 }
 
-asio::awaitable<void> FakeVm::attach_usb(UsbDevice device) {
-  auto lock = co_await operations_.lock();
+asio::awaitable<void> FakeVm::begin_attach() {
   if (!running()) throw VmError("VM " + name() + " is not running");
   ++attaches_started_;
   int generation = generation_;
@@ -45,6 +45,11 @@ asio::awaitable<void> FakeVm::attach_usb(UsbDevice device) {
     }
   if (generation != generation_ || !running()) throw VmError("VM " + name() + " went away during device_add");
   if (auto error = std::exchange(fail_next_, std::nullopt)) throw VmError(*error);
+}
+
+asio::awaitable<void> FakeVm::attach_usb(UsbDevice device) {
+  auto lock = co_await operations_.lock();
+  co_await begin_attach();
   if (!holds(device.busnum, device.devnum))
     held_.push_back({"fake-" + std::to_string(device.busnum) + "-" + std::to_string(device.devnum), device.busnum, device.devnum, true});
   ++attaches_done_;
@@ -60,6 +65,31 @@ asio::awaitable<std::vector<VmUsbDevice>> FakeVm::list_usb() {
   auto lock = co_await operations_.lock();
   if (!running()) throw VmError("VM " + name() + " is not running");
   co_return held_;
+}
+
+bool FakeVm::holds_pci(const std::string& host) const {
+  return std::ranges::any_of(held_pci_, [&](const VmPciDevice& d) { return d.host == host; });
+}
+
+asio::awaitable<void> FakeVm::attach_pci(PciDevice device, bool root_bus) {
+  auto lock = co_await operations_.lock();
+  co_await begin_attach();
+  last_pci_root_bus_ = root_bus;
+  if (!holds_pci(device.address)) held_pci_.push_back({"vhp-pci-fake-" + device.address, device.address});
+  ++attaches_done_;
+}
+
+asio::awaitable<void> FakeVm::detach_pci(VmPciDevice device) {
+  auto lock = co_await operations_.lock();
+  if (!running()) throw VmError("VM " + name() + " is not running");
+  if (auto error = std::exchange(fail_next_detach_, std::nullopt)) throw VmError(*error);
+  std::erase_if(held_pci_, [&](const VmPciDevice& d) { return d.host == device.host; });
+}
+
+asio::awaitable<std::vector<VmPciDevice>> FakeVm::list_pci() {
+  auto lock = co_await operations_.lock();
+  if (!running()) throw VmError("VM " + name() + " is not running");
+  co_return held_pci_;
 }
 
 }  // namespace vhp::test

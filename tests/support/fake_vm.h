@@ -27,6 +27,9 @@ class FakeVm : public Vm {
   boost::asio::awaitable<void> attach_usb(UsbDevice device) override;
   boost::asio::awaitable<void> detach_usb(VmUsbDevice device) override;
   boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() override;
+  boost::asio::awaitable<void> attach_pci(PciDevice device, bool root_bus) override;
+  boost::asio::awaitable<void> detach_pci(VmPciDevice device) override;
+  boost::asio::awaitable<std::vector<VmPciDevice>> list_pci() override;
 
   // Test controls.
   void hold_attaches();          // attaches from now on wait in flight until release()
@@ -35,9 +38,14 @@ class FakeVm : public Vm {
   void go_down();                // the VM stops: it holds nothing, operations in flight fail
   void come_up();                // it starts again
   void put(VmUsbDevice device) { held_.push_back(std::move(device)); }  // something it holds already
+  void put(VmPciDevice device) { held_pci_.push_back(std::move(device)); }
+  void fail_next_detach(std::string error) { fail_next_detach_ = std::move(error); }  // PCI: the guest does not let go
 
   const std::vector<VmUsbDevice>& held() const { return held_; }
   bool holds(int busnum, int devnum) const;
+  bool holds_pci(const std::string& host) const;
+  const std::vector<VmPciDevice>& held_pci() const { return held_pci_; }
+  bool last_pci_root_bus() const { return last_pci_root_bus_; }
   int attaches_started() const { return attaches_started_; }
   int attaches_done() const { return attaches_done_; }
 
@@ -45,8 +53,12 @@ class FakeVm : public Vm {
   boost::asio::io_context& io_;
   AsyncMutex operations_;
   std::shared_ptr<AsyncEvent> gate_;
-  std::optional<std::string> fail_next_;
+  boost::asio::awaitable<void> begin_attach();  // the shared part: gate, failure, VM going away
+
+  std::optional<std::string> fail_next_, fail_next_detach_;
   std::vector<VmUsbDevice> held_;
+  std::vector<VmPciDevice> held_pci_;
+  bool last_pci_root_bus_ = false;
   bool up_ = true, stopped_ = true;
   int generation_ = 0;  // changes when the VM goes down: what was in flight is cut short
   int attaches_started_ = 0, attaches_done_ = 0;

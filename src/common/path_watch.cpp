@@ -1,4 +1,4 @@
-#include "vmm/path_watch.h"
+#include "common/path_watch.h"
 
 #include <array>
 #include <cerrno>

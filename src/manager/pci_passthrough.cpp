@@ -1,0 +1,360 @@
+#include "manager/pci_passthrough.h"
+
+#include <algorithm>
+
+#include <boost/asio/co_spawn.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/log_failure.h"
+#include "manager/error_of.h"
+#include "manager/passthrough.h"
+
+namespace vhp {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string not_found(const PciDeviceSelector& s) {
+  if (s.kind() == PciDeviceSelector::Kind::Address) return "PCI device " + *s.address + " not found in the system";
+  return "PCI device " + s.vid.value_or("") + ":" + s.did.value_or("") + " not found in the system";
+}
+
+std::string ambiguous(const std::vector<PciDevice>& devices) {
+  std::string list;
+  for (const auto& d : devices) list += (list.empty() ? "" : ", ") + friendly_name(d);
+  return "Several PCI devices match: " + list + "; select one by address";
+}
+
+// What the reference names a vfio-pci it adds ("pci-0000-00-14.3"), and what we name one.
+bool named_by_us_or_the_reference(const VmPciDevice& held) {
+  return held.id.starts_with("vhp-pci-") || held.id.starts_with("pci-");
+}
+
+VmPciDevice held_at(const std::string& address) { return VmPciDevice{"", address}; }
+
+}  // namespace
+
+PciPassthrough::PciPassthrough(asio::io_context& io, Passthrough& owner, DeviceManager& manager, VfioBinding& vfio, bool attach_connected)
+    : io_(io), owner_(owner), manager_(manager), placements_(manager.pci_placements()), vfio_(vfio), attach_connected_(attach_connected) {}
+
+PciPassthrough::~PciPassthrough() { *alive_ = false; }
+
+void PciPassthrough::spawn(asio::awaitable<void> work, const char* what) {
+  asio::co_spawn(io_, std::move(work), log_failure(std::string("pci passthrough: ") + what));
+}
+
+void PciPassthrough::start() {
+  if (!attach_connected_) return;
+  for (const auto& [d, match] : manager_.pci_matched())
+    if (!placements_.is_disconnected(d.address)) placements_.want(d, match.target_vm, Cause::start());
+    else spdlog::info("pci {}: detached by the user earlier; staying on the host", friendly_name(d));
+}
+
+void PciPassthrough::plugged(const PciDevice& d) {
+  manager_.publish(PciConnected{d});
+  auto match = manager_.policy().match_pci(d);
+  if (!match) return;
+  const auto matched = manager_.pci_matched();
+  if (std::ranges::none_of(matched, [&](const auto& m) { return m.first.address == d.address; })) return;  // a shared group it skips
+  if (placements_.is_disconnected(d.address)) {
+    spdlog::info("pci {}: detached by the user earlier; staying on the host", friendly_name(d));
+    return;
+  }
+  placements_.want(d, match->target_vm, Cause::plug());
+  spawn(attach_when_possible(d, match->target_vm, Cause::plug()), "a PCI plug");
+}
+
+void PciPassthrough::unplugged(const PciDevice& d) {
+  placements_.unwant(d, Cause::unplug());
+  if (auto vm = placements_.record_detached(d, Cause::unplug())) {
+    manager_.publish(PciDetached{d, *vm});
+    if (auto* v = owner_.vm(*vm); v && v->running()) {
+      auto detach_gone = [](Vm* v, std::string address, std::string vm) -> asio::awaitable<void> {
+        auto error = co_await error_of(v->detach_pci(held_at(address)));
+        if (!error.empty()) spdlog::warn("pci {}: removed from the host, but taking it out of {} failed: {}", address, vm, error);
+      };
+      spawn(detach_gone(v, d.address, *vm), "a PCI unplug");
+    }
+  }
+  if (placements_.host_driver(d.address)) {
+    try {
+      placements_.forget_host_driver(d.address);  // gone from the host: nothing to give back
+    } catch (const StateError& e) {
+      spdlog::error("pci {}: {}", friendly_name(d), e.what());
+    }
+  }
+  manager_.publish(PciDisconnected{d});
+}
+
+asio::awaitable<void> PciPassthrough::attach_when_possible(PciDevice d, std::string vm_name, Cause cause) {
+  auto* vm = owner_.vm(vm_name);
+  if (!vm || vm->unsupported() || !vm->running()) {
+    spdlog::info("pci {}: VM {} is not running{}; attaching when it starts", friendly_name(d), vm_name,
+                 vm && vm->unsupported() ? " (" + *vm->unsupported() + ")" : "");
+    co_return;
+  }
+  auto error = co_await error_of(attach(d, vm_name, cause));
+  if (!error.empty()) spdlog::error("pci {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
+}
+
+asio::awaitable<void> PciPassthrough::attach(PciDevice d, std::string vm, Cause cause) {
+  if (auto in = placements_.vm_of(d.address)) {
+    if (*in == vm) co_return;
+    spdlog::info("pci {}: moving from {} to {}", friendly_name(d), *in, vm);
+    co_await detach(d, cause);
+  }
+  auto& target = owner_.running_vm(vm);
+  auto match = manager_.policy().match_pci(d);
+  bool root_bus = match && match->qemu_use_root_bus;
+
+  // Host side first: the whole IOMMU group on vfio-pci, the drivers it had remembered.
+  auto previous = co_await vfio_.bind_group(d.address);
+  std::string error;
+  try {
+    for (const auto& [member, driver] : previous)
+      if (!placements_.host_driver(member)) placements_.remember_host_driver(member, driver);
+  } catch (const StateError& e) {
+    error = e.what();
+  }
+  if (error.empty()) error = co_await error_of(target.attach_pci(d, root_bus));
+  if (!error.empty()) {
+    give_back_group(d);  // QEMU refused: the host has its device back
+    throw VmError(error);
+  }
+  // What changed while the VM worked wins: an unplug, a user's detach, a reload.
+  std::string undone;
+  auto now = manager_.policy().match_pci(d);
+  if (!manager_.registry().find_pci(d.address)) undone = "was unplugged during the attach";
+  else if (placements_.wanted(d.address) != vm) undone = "was detached or moved during the attach";
+  else if (!now || now->target_vm != vm) undone = "is no longer allowed on " + vm + " (the config changed during the attach)";
+  if (!undone.empty()) {
+    auto failed = co_await error_of(target.detach_pci(held_at(d.address)));
+    spdlog::info("pci {}: {}; taken out of {} again{}", friendly_name(d), undone, vm, failed.empty() ? "" : " (failed: " + failed + ")");
+    if (failed.empty()) give_back_group(d);
+    throw VmError("PCI device " + d.address + " " + undone);
+  }
+  placements_.record_attached(d, vm, cause);
+  manager_.publish(PciAttached{d, vm});
+
+  // pciIommuAddAll: the rest of the group goes along (members another VM holds stay there).
+  if (!match || !match->iommu_add_all) co_return;
+  for (const auto& address : d.iommu_group_members) {
+    const auto* member = manager_.registry().find_pci(address);
+    if (!member || address == d.address) continue;
+    if (auto in = placements_.vm_of(address)) {
+      if (*in != vm) spdlog::warn("pci {}: in the IOMMU group of {}, but attached to {}; leaving it", address, d.address, *in);
+      continue;
+    }
+    PciDevice m = *member;
+    placements_.want(m, vm, cause);
+    auto member_error = co_await error_of(target.attach_pci(m, root_bus));
+    if (!member_error.empty()) {
+      spdlog::error("pci {}: attach to {} with its IOMMU group failed: {}", friendly_name(m), vm, member_error);
+      continue;
+    }
+    placements_.record_attached(m, vm, cause);
+    manager_.publish(PciAttached{m, vm});
+  }
+}
+
+asio::awaitable<void> PciPassthrough::detach(PciDevice d, Cause cause) {
+  auto in = placements_.vm_of(d.address);
+  if (!in) co_return;
+  std::string vm = *in;
+  std::vector<PciDevice> leaving{d};
+  if (auto match = manager_.policy().match_pci(d); match && match->iommu_add_all)
+    for (const auto& address : d.iommu_group_members)
+      if (const auto* member = manager_.registry().find_pci(address); member && address != d.address && placements_.vm_of(address) == vm)
+        leaving.push_back(*member);
+  auto* v = owner_.vm(vm);
+  for (const auto& device : leaving) {
+    if (v && v->running()) co_await v->detach_pci(held_at(device.address));  // throws: it stays where it is
+    if (placements_.record_detached(device, cause)) manager_.publish(PciDetached{device, vm});
+    if (device.address != d.address) placements_.unwant(device, cause);
+  }
+  give_back_group(d);
+}
+
+asio::awaitable<void> PciPassthrough::detach_or_log(PciDevice d, Cause cause, const char* what) {
+  auto error = co_await error_of(detach(d, std::move(cause)));
+  if (!error.empty()) spdlog::error("pci {}: {} failed: {}", friendly_name(d), what, error);
+}
+
+void PciPassthrough::give_back_group(const PciDevice& d) {
+  std::vector<std::string> members = d.iommu_group_members;
+  if (members.empty()) members.push_back(d.address);
+  for (const auto& address : members)
+    if (auto vm = placements_.vm_of(address)) {
+      spdlog::info("pci {}: stays on vfio-pci: {} of its IOMMU group is in {}", d.address, address, *vm);
+      return;
+    }
+  auto match = manager_.policy().match_pci(d);
+  if (match && !match->restore_host_driver) {
+    spdlog::info("pci {}: stays on vfio-pci (restoreHostDriver is off)", d.address);
+    return;
+  }
+  for (const auto& address : members) {
+    auto driver = placements_.host_driver(address);
+    if (!driver) continue;  // not ours to give back (it was on vfio-pci before us)
+    try {
+      vfio_.give_back(address, *driver);
+      placements_.forget_host_driver(address);
+    } catch (const std::exception& e) {
+      spdlog::error("pci {}: giving it back to {} failed: {}", address, driver->empty() ? "the host" : *driver, e.what());
+    }
+  }
+}
+
+asio::awaitable<void> PciPassthrough::vm_up(std::string name) {
+  auto* vm = owner_.vm(name);
+  if (!vm) co_return;
+  auto cause = Cause::vm_up(name);
+  // Adopt what the VM already holds for us, by host address; take out what the user detached
+  // (the reference's detach_disconnected_pci) and what no longer belongs; leave others' devices.
+  std::vector<VmPciDevice> present;
+  try {
+    present = co_await vm->list_pci();
+  } catch (const std::exception& e) {
+    spdlog::warn("vm {}: cannot list its PCI devices: {}", name, e.what());
+  }
+  for (const auto& held : present) {
+    const auto* owner = manager_.registry().find_pci(held.host);
+    auto match = owner ? manager_.policy().match_pci(*owner) : std::nullopt;
+    bool ours = match ? match->target_vm == name : placements_.wanted(held.host) == name;  // a group member has no rule of its own
+    bool belongs = owner && ours && !placements_.is_disconnected(held.host) && placements_.wanted(held.host).value_or(name) == name;
+    if (belongs) {
+      placements_.want(*owner, name, cause);
+      if (placements_.vm_of(held.host)) continue;
+      spdlog::info("vm {}: already holds {} ({})", name, friendly_name(*owner), held.id);
+      placements_.record_attached(*owner, name, cause);
+      manager_.publish(PciAttached{*owner, name});
+      continue;
+    }
+    if (!named_by_us_or_the_reference(held)) {
+      spdlog::info("vm {}: holds {} (host {}), not added by vhotplug; leaving it", name, held.id, held.host);
+      continue;
+    }
+    spdlog::info("vm {}: removing {} (host {}): {}", name, held.id, held.host,
+                 owner && placements_.is_disconnected(held.host) ? "detached by the user" : "it no longer belongs there");
+    auto error = co_await error_of(vm->detach_pci(held));
+    if (!error.empty()) spdlog::warn("vm {}: removing {} failed: {}", name, held.id, error);
+    else if (owner) give_back_group(*owner);
+  }
+  // Then what belongs there and is not there yet, in rule order.
+  std::vector<PciDevice> due;
+  for (const auto& [d, match] : manager_.pci_matched()) {
+    if (placements_.wanted(d.address) != name || placements_.vm_of(d.address)) continue;
+    if (match.target_vm != name || placements_.is_disconnected(d.address)) {
+      placements_.unwant(d, Cause::policy());
+      continue;
+    }
+    due.push_back(d);
+  }
+  for (const auto& d : due) co_await attach_when_possible(d, name, cause);
+}
+
+void PciPassthrough::vm_down(const std::string& name) {
+  // Still wanted there: attached again when the VM is back; meanwhile they stay on vfio-pci.
+  for (const auto& address : placements_.attached_to(name))
+    if (const auto* d = manager_.registry().find_pci(address)) {
+      PciDevice device = *d;
+      if (placements_.record_detached(device, Cause::vm_down(name))) manager_.publish(PciDetached{device, name});
+    }
+}
+
+void PciPassthrough::reapply_policy() {
+  for (const auto& d : manager_.registry().pci_devices()) spawn(reapply(d), "re-applying the rules");
+}
+
+asio::awaitable<void> PciPassthrough::reapply(PciDevice d) {
+  auto match = manager_.policy().match_pci(d);
+  auto in = placements_.vm_of(d.address);
+  auto matched = manager_.pci_matched();
+  bool listed = std::ranges::any_of(matched, [&](const auto& m) { return m.first.address == d.address; });
+  if (in && (!match || match->target_vm != *in || !listed)) {
+    placements_.unwant(d, Cause::policy());
+    co_await detach_or_log(d, Cause::policy(), "taking it out of its VM");
+    co_return;
+  }
+  if (!match || !listed || in || placements_.is_disconnected(d.address)) {
+    if (!in && (!match || !listed)) placements_.unwant(d, Cause::policy());
+    co_return;
+  }
+  // Newly allowed devices are attached by a reload only where they would be at start (-a): a PCI
+  // device is the host's own until a rule, -a, a plug or a request hands it over.
+  if (!attach_connected_ || placements_.wanted(d.address) == match->target_vm) co_return;
+  placements_.want(d, match->target_vm, Cause::reload());
+  co_await attach_when_possible(d, match->target_vm, Cause::reload());
+}
+
+asio::awaitable<CommandResult> PciPassthrough::attach_command(PciAttach command, Cause cause) {
+  const auto& s = command.selector;
+  auto devices = manager_.select(s);
+  if (s.kind() == PciDeviceSelector::Kind::Tag) {
+    // Every device of the tag, the ones the user detached included (the kill switch's "unblock");
+    // as the reference, a device's own failure is logged and the answer stays ok.
+    for (const auto& d : devices) {
+      auto match = manager_.policy().match_pci(d);
+      if (!match || match->tag != s.tag) continue;  // the rules changed during an earlier device's attach
+      placements_.set_disconnected(d, false, cause);
+      placements_.want(d, match->target_vm, cause);
+      co_await attach_when_possible(d, match->target_vm, cause);
+    }
+    co_return CommandResult::ok();
+  }
+  if (devices.empty()) co_return CommandResult::failed(not_found(s));
+  if (devices.size() > 1) co_return CommandResult::failed(ambiguous(devices));
+  const auto d = devices.front();
+  auto match = manager_.policy().match_pci(d);
+  if (!match) co_return CommandResult::failed("No VM found for " + friendly_name(d));
+  if (command.vm && *command.vm != match->target_vm)
+    co_return CommandResult::failed("Selected VM " + *command.vm + " but target VM is set to " + match->target_vm);
+  if (match->iommu_skip_if_shared && d.iommu_group_members.size() > 1)
+    co_return CommandResult::failed("PCI device " + d.address + " shares its IOMMU group and its rule (pciIommuSkipIfShared) keeps it on the host");
+  std::string vm = match->target_vm;
+  owner_.running_vm(vm);  // the config and type checks, and ours: the VM must be up
+  auto before = placements_.wanted(d.address);
+  bool was_disconnected = placements_.is_disconnected(d.address);
+  placements_.set_disconnected(d, false, cause);  // first: a failed write fails the request before anything moves
+  placements_.want(d, vm, cause);
+  auto error = co_await error_of(attach(d, vm, cause));
+  if (error.empty()) co_return CommandResult::ok();
+  if (placements_.wanted(d.address) == vm) {  // nothing else changed the intent meanwhile: put it back
+    if (before) placements_.want(d, *before, cause);
+    else placements_.unwant(d, cause);
+  }
+  if (was_disconnected) {
+    try {
+      placements_.set_disconnected(d, true, cause);
+    } catch (const StateError& e) {
+      spdlog::error("pci {}: {}", friendly_name(d), e.what());
+    }
+  }
+  co_return CommandResult::failed(error);
+}
+
+asio::awaitable<CommandResult> PciPassthrough::detach_command(PciDetach command, Cause cause) {
+  const auto& s = command.selector;
+  auto devices = manager_.select(s);
+  if (s.kind() == PciDeviceSelector::Kind::Tag) {
+    for (const auto& d : devices) {  // detached by the user: stays on the host until attached again
+      placements_.set_disconnected(d, true, cause);
+      placements_.unwant(d, cause);
+      co_await detach_or_log(d, cause, "detach");
+    }
+    co_return CommandResult::ok();
+  }
+  if (devices.empty()) co_return CommandResult::failed(not_found(s));
+  if (devices.size() > 1) co_return CommandResult::failed(ambiguous(devices));
+  const auto d = devices.front();
+  // Not attached and not on its way: nothing changes, as the reference.
+  if (!placements_.vm_of(d.address) && !placements_.wanted(d.address))
+    co_return CommandResult::failed("Device " + friendly_name(d) + " is not attached to any VM");
+  placements_.set_disconnected(d, true, cause);
+  placements_.unwant(d, cause);
+  co_await detach(d, cause);
+  co_return CommandResult::ok();
+}
+
+}  // namespace vhp
