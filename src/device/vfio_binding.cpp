@@ -44,7 +44,7 @@ std::vector<std::string> VfioBinding::group_members(const std::string& address) 
 
 // sysfs attributes take one write(2) each; a short or failed write is the kernel's refusal.
 void VfioBinding::write(const std::string& file, const std::string& value) const {
-  int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);  // the attribute itself is never a link
+  int fd = ::open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);  // as `echo v > attr`; never through a link
   if (fd < 0) throw VfioError("cannot open " + file + ": " + std::strerror(errno));
   auto n = ::write(fd, value.data(), value.size());
   int error = errno;

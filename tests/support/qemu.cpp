@@ -46,7 +46,10 @@ void Qemu::start() {
   process_ = std::make_unique<Child>(
       std::vector<std::string>{"/usr/bin/qemu-system-x86_64", "-machine", "q35,accel=tcg", "-nodefaults", "-display", "none",
                                "-S", "-m", "64", "-qmp", "unix:" + socket_ + ",server=on,wait=off", "-qmp",
-                               "unix:" + inspect_ + ",server=on,wait=off", "-device", "qemu-xhci,id=xhci"},
+                               "unix:" + inspect_ + ",server=on,wait=off", "-device", "qemu-xhci,id=xhci",
+                               // PCI hot-plug ports, named as Ghaf names them
+                               "-device", "pcie-root-port,id=pci_hotplug_1,chassis=1,slot=1", "-device",
+                               "pcie-root-port,id=pci_hotplug_2,chassis=2,slot=2"},
       dir_ + "/" + name_ + ".out", dir_ + "/" + name_ + ".err");
   bool up = eventually([&] { return unix_socket_accepts(inspect_); });
   if (!up) throw std::runtime_error("QEMU " + name_ + " did not start: " + read_file(dir_ + "/" + name_ + ".err"));

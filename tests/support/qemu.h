@@ -1,5 +1,6 @@
 #pragma once
-// A real QEMU 7.2 for tests: q35 under TCG, paused, with an xHCI controller and two QMP sockets
+// A real QEMU 7.2 for tests: q35 under TCG, paused, with an xHCI controller, two pcie-root-ports
+// (pci_hotplug_1, pci_hotplug_2) and two QMP sockets
 // (one for the daemon, one for the test to look inside). Runs under the caller's environment, so
 // under umockdev it sees the testbed's USB devices.
 #include <chrono>

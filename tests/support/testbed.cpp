@@ -127,7 +127,8 @@ std::string Testbed::add_pci(const PciSpec& s) {
                 {"device", "0x" + s.device},
                 {"subsystem_vendor", "0x" + s.subsystem_vendor},
                 {"subsystem_device", "0x" + s.subsystem_device},
-                {"class", "0x" + hex(s.class_code, 6)}};
+                {"class", "0x" + hex(s.class_code, 6)},
+                {"driver_override", "(null)"}};  // as the kernel shows it unset
   Strings props{{"PCI_ID", upper_vendor + ":" + upper_device},
                 {"PCI_SUBSYS_ID", upper(s.subsystem_vendor) + ":" + upper(s.subsystem_device)},
                 {"PCI_CLASS", HEX(s.class_code, 1)},
