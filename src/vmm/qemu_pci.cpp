@@ -35,7 +35,7 @@ asio::awaitable<void> QemuVm::attach_pci(PciDevice device, bool root_bus) {
     // explicitly: QEMU would otherwise put a second device behind an occupied root port, at a slot
     // the guest never scans; and a paused VM's query-pci cannot show what is behind its ports.
     std::string error;
-    bool added = false;
+    bool added = false, occupied_all = true;
     for (const auto& bus : buses) {
       json args{{"driver", "vfio-pci"}, {"host", address}, {"id", id}};
       if (bus) args["bus"] = *bus, args["addr"] = "0";
@@ -46,9 +46,11 @@ asio::awaitable<void> QemuVm::attach_pci(PciDevice device, bool root_bus) {
         error = e.what();
       }
       bool occupied = error.find("already occupied") != std::string::npos || error.find("not available for") != std::string::npos;
+      occupied_all = occupied_all && occupied;
       if (added || !occupied) break;
       spdlog::debug("vm {}: port {} is occupied; trying the next", name(), bus.value_or("root"));
     }
+    if (!added && occupied_all) throw VmError("No available PCI ports found");  // the reference's text
     if (!added) throw VmError(error);
     // Verified on the bus. Before its firmware ran (a VM started paused) QEMU has not numbered the
     // buses behind its ports, and query-pci shows nothing there: then device_add's word is all there is.
