@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "api/protocol.h"
+#include "api/wire.h"
 #include "support/policy.h"
 
 namespace vhp {
@@ -67,6 +68,34 @@ TEST_F(ProtocolTest, ListFilters) {
   EXPECT_EQ(respond(R"({"action":"pci_list","tag":"gpu"})")["pci_devices"].size(), 0u);
 }
 
+TEST_F(ProtocolTest, PciAttachAndDetachBecomeCommands) {
+  auto attach = protocol.handle(R"({"action":"pci_attach","address":"0000:00:14.3","vm":"vm1"})", session);
+  ASSERT_TRUE(attach.command);
+  const auto& a = std::get<PciAttach>(*attach.command);
+  EXPECT_EQ(a.selector.address, "0000:00:14.3");
+  EXPECT_EQ(a.vm, "vm1");
+  auto upper = protocol.handle(R"({"action":"pci_attach","address":"0000:3B:00.0"})", session);  // any case, as sysfs is lowercase
+  EXPECT_EQ(std::get<PciAttach>(*upper.command).selector.address, "0000:3b:00.0");
+  auto by_ids = protocol.handle(R"({"action":"pci_detach","vid":"0x10DE","did":"2204"})", session);
+  const auto& d = std::get<PciDetach>(*by_ids.command);
+  EXPECT_EQ(d.selector.kind(), PciDeviceSelector::Kind::Ids);
+  EXPECT_EQ(d.selector.vid, "0x10DE");  // kept as given: the reference's "not found" text shows it so
+  auto by_tag = protocol.handle(R"({"action":"pci_detach","tag":"net","address":null})", session);
+  EXPECT_EQ(std::get<PciDetach>(*by_tag.command).selector.kind(), PciDeviceSelector::Kind::Tag);
+}
+
+TEST(Wire, PciEventsAreTheReferencesPayloads) {
+  PciDevice nic;
+  nic.address = "0000:00:14.3", nic.driver = "vfio-pci";
+  nic.vid = "8086", nic.did = "A0F0", nic.vendor_id = 0x8086, nic.device_id = 0xa0f0, nic.pci_class = 2, nic.pci_subclass = 0x80;
+  EXPECT_EQ(to_wire(ManagerEvent{PciAttached{nic, "net-vm"}})->dump(),
+            R"({"event":"pci_attached","pci_device":{"address":"0000:00:14.3","driver":"vfio-pci","vendor_id":32902,)"
+            R"("device_id":41200,"vid":"8086","did":"A0F0","vendor_name":null,"device_name":null,"pci_class":2,)"
+            R"("pci_subclass":128,"pci_prog_if":0,"pci_subsystem_vendor_id":null,"pci_subsystem_id":null},"vm":"net-vm"})");
+  EXPECT_EQ((*to_wire(ManagerEvent{PciDetached{nic, "net-vm"}}))["event"], "pci_detached");
+  EXPECT_EQ((*to_wire(ManagerEvent{PciDetached{nic, "net-vm"}}))["pci_device"].size(), 13u);  // the whole object, unlike usb_detached
+}
+
 TEST_F(ProtocolTest, EnableNotificationsMarksTheSession) {
   EXPECT_FALSE(session.notifications);
   EXPECT_EQ(handle(R"({"action":"enable_notifications"})"), R"({"result":"ok"})");
@@ -112,7 +141,14 @@ INSTANTIATE_TEST_SUITE_P(
                     BadInput{"{\"action\":\"\"}", "Unknown message: "},
                     BadInput{"{\"action\":\"usb_list\",\"disconnected\":\"yes\"}",
                              "Invalid message: disconnected must be true, false or null"},
-                    BadInput{"{\"action\":\"pci_list\",\"tag\":7}", "Invalid message: tag must be a string or null"}));
+                    BadInput{"{\"action\":\"pci_list\",\"tag\":7}", "Invalid message: tag must be a string or null"},
+                    BadInput{"{\"action\":\"pci_attach\",\"vm\":\"vm1\"}", "Invalid message: name the device by address, vid and did, or tag"},
+                    BadInput{"{\"action\":\"pci_attach\",\"vid\":\"8086\"}", "Invalid message: name the device by address, vid and did, or tag"},
+                    BadInput{"{\"action\":\"pci_attach\",\"address\":\"00:14.3\"}", "Invalid message: address must be a PCI address such as 0000:00:14.3"},
+                    BadInput{"{\"action\":\"pci_detach\",\"address\":\"0000:00:14.9\"}", "Invalid message: address must be a PCI address such as 0000:00:14.3"},
+                    BadInput{"{\"action\":\"pci_detach\",\"address\":3}", "Invalid message: address must be a string or null"},
+                    BadInput{"{\"action\":\"pci_attach\",\"vid\":\"zz\",\"did\":\"1\"}", "Invalid message: vid must be a hex id such as 8086"},
+                    BadInput{"{\"action\":\"pci_attach\",\"vid\":\"8086\",\"did\":\"123456\"}", "Invalid message: did must be a hex id such as 8086"}));
 
 TEST(ProtocolLines, OneLineEachWithUtf8Kept) {
   auto line = Protocol::to_line(Protocol::failed("Unknown message: café"));

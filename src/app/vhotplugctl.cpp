@@ -54,6 +54,29 @@ json select_request(const char* action, const SelectOptions& o) {
   return request;
 }
 
+// The reference CLI's PCI selectors: --address, else --tag, else --vid and --did.
+struct PciSelectOptions {
+  std::string address, vid, did, tag, vm;
+};
+
+void add_pci_select_options(CLI::App* cmd, PciSelectOptions& o, bool with_vm) {
+  cmd->add_option("--address", o.address, "PCI address, e.g. 0000:00:14.3");
+  cmd->add_option("--vid", o.vid, "PCI vendor id (with --did)");
+  cmd->add_option("--did", o.did, "PCI device id (with --vid)");
+  cmd->add_option("--tag", o.tag, "Every device whose rule has this tag");
+  if (with_vm) cmd->add_option("--vm", o.vm, "Target VM (must be the rule's targetVm)");
+}
+
+json pci_select_request(const char* action, const PciSelectOptions& o) {
+  json request{{"action", action}};
+  if (!o.address.empty()) request["address"] = o.address;
+  else if (!o.tag.empty()) request["tag"] = o.tag;
+  else if (!o.vid.empty() && !o.did.empty()) request["vid"] = o.vid, request["did"] = o.did;
+  else throw std::runtime_error("You must specify either --address or --vid and --did or --tag");  // the reference's text
+  if (!o.vm.empty() && o.tag.empty()) request["vm"] = o.vm;
+  return request;
+}
+
 int act(const vhp::ClientOptions& options, const json& request) {
   vhp::ApiClient client(options);
   auto response = client.request(request);
@@ -158,6 +181,7 @@ int main(int argc, char** argv) {
 
   ListOptions usb_opts, pci_opts;
   SelectOptions attach_opts, detach_opts;
+  PciSelectOptions pci_attach_opts, pci_detach_opts;
   auto* usb = app.add_subcommand("usb", "USB devices")->require_subcommand(1);
   auto* usb_list = usb->add_subcommand("list", "List USB devices that rules allow to pass through");
   add_list_options(usb_list, usb_opts);
@@ -168,6 +192,10 @@ int main(int argc, char** argv) {
   auto* pci = app.add_subcommand("pci", "PCI devices")->require_subcommand(1);
   auto* pci_list = pci->add_subcommand("list", "List PCI devices that rules allow to pass through");
   add_list_options(pci_list, pci_opts);
+  auto* pci_attach = pci->add_subcommand("attach", "Bind a PCI device to vfio-pci and attach it to its VM");
+  add_pci_select_options(pci_attach, pci_attach_opts, true);
+  auto* pci_detach = pci->add_subcommand("detach", "Detach a PCI device and give it back to its host driver; it stays on the host until attached again");
+  add_pci_select_options(pci_detach, pci_detach_opts, false);
   auto* listen_cmd = app.add_subcommand("listen", "Print device events as they happen");
   CLI11_PARSE(app, argc, argv);
 
@@ -176,6 +204,8 @@ int main(int argc, char** argv) {
     if (*usb_attach) return act(options, select_request("usb_attach", attach_opts));
     if (*usb_detach) return act(options, select_request("usb_detach", detach_opts));
     if (*pci_list) return list(options, "pci_list", "pci_devices", pci_opts, as_json);
+    if (*pci_attach) return act(options, pci_select_request("pci_attach", pci_attach_opts));
+    if (*pci_detach) return act(options, pci_select_request("pci_detach", pci_detach_opts));
     if (*listen_cmd) return listen(options, as_json);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -42,8 +42,8 @@ FakeVfioKernel::FakeVfioKernel(std::string testbed_root, std::vector<std::string
   for (const auto& d : drivers) {
     fs::create_directories(sys("/bus/pci/drivers/" + d));
     fifo(d + "/unbind");
-    fifo(d + "/bind");
   }
+  for (const auto& d : drivers) fifo(d + "/bind");
   fifo("drivers_probe");
   thread_ = std::thread([this] { run(); });
 }
@@ -78,7 +78,8 @@ void FakeVfioKernel::run() {
   while (true) {
     if (::poll(fds.data(), fds.size(), -1) < 0) continue;
     if (fds[0].revents) return;
-    // Every FIFO in order, readable or not: an unbind written before a probe is handled before it.
+    // Every FIFO, readable or not, unbinds first, then binds, then probes: a device written to one
+    // driver's unbind and then another's bind (or drivers_probe) is handled in that order.
     for (const auto& f : fifos_) {
       char buffer[4096];
       auto n = ::read(f.fd, buffer, sizeof buffer);

@@ -39,7 +39,7 @@ class FakeVfioKernel {
   std::string root_;
   bool creates_nodes_;
   int stop_[2] = {-1, -1};
-  std::vector<Fifo> fifos_;  // unbind and bind first: read before drivers_probe in each round
+  std::vector<Fifo> fifos_;  // every unbind, every bind, drivers_probe: the order each round reads them
   mutable std::mutex mutex_;
   std::vector<std::string> writes_;
   std::thread thread_;

@@ -10,6 +10,7 @@
 
 #include <spawn.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -34,25 +35,47 @@ int decode(int status) {
 }  // namespace
 
 ProcessResult run_capture(const std::vector<std::string>& argv) {
-  int pipefd[2];
-  if (::pipe(pipefd) != 0) throw std::runtime_error("pipe failed");
+  int out[2], err[2];
+  if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+  if (::pipe(err) != 0) {
+    ::close(out[0]), ::close(out[1]);
+    throw std::runtime_error("pipe failed");
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipefd[0]);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  posix_spawn_file_actions_addclose(&actions, err[0]);
   auto args = c_args(argv);
   pid_t pid;
   int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  ::close(pipefd[1]);
+  ::close(out[1]);
+  ::close(err[1]);
   if (rc != 0) {
-    ::close(pipefd[0]);
+    ::close(out[0]), ::close(err[0]);
     throw std::runtime_error("cannot start " + argv[0]);
   }
   ProcessResult result;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) result.out.append(buf, static_cast<size_t>(n));
-  ::close(pipefd[0]);
+  // Both at once: a child that fills one pipe while we wait on the other would never finish.
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  std::string* into[2] = {&result.out, &result.err};
+  for (int open = 2; open > 0;) {
+    if (::poll(fds, 2, -1) < 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !fds[i].revents) continue;
+      char buf[4096];
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        into[i]->append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      ::close(fds[i].fd);
+      fds[i].fd = -1;
+      --open;
+    }
+  }
   int status = 0;
   ::waitpid(pid, &status, 0);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

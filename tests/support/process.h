@@ -11,9 +11,10 @@ namespace vhp::test {
 struct ProcessResult {
   int exit_code = -1;  // -1 when it did not exit normally
   std::string out;     // its standard output
+  std::string err;     // its standard error
 };
 
-// Runs to completion and captures standard output.
+// Runs to completion and captures standard output and error.
 ProcessResult run_capture(const std::vector<std::string>& argv);
 
 // A background child whose standard output and error go to files; killed when destroyed. Each
