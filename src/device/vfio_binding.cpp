@@ -25,6 +25,11 @@ VfioBinding::VfioBinding(asio::io_context& io, HostInterfaces paths, std::chrono
 
 std::string VfioBinding::device_dir(const std::string& address) const { return paths_.sys + "/bus/pci/devices/" + address; }
 
+bool VfioBinding::available() const {
+  std::error_code ec;
+  return fs::exists(paths_.sys + "/bus/pci/drivers/" + kDriver, ec);
+}
+
 std::optional<std::string> VfioBinding::driver(const std::string& address) const {
   std::error_code ec;
   auto link = fs::read_symlink(device_dir(address) + "/driver", ec);
@@ -57,7 +62,7 @@ asio::awaitable<std::map<std::string, std::string>> VfioBinding::bind_group(std:
   auto members = group_members(address);
   std::error_code ec;
   auto group = fs::read_symlink(device_dir(address) + "/iommu_group", ec).filename().string();
-  if (!fs::exists(paths_.sys + "/bus/pci/drivers/" + kDriver, ec))
+  if (!available())
     throw VfioError(std::string("the ") + kDriver + " driver is not loaded (load the vfio-pci module)");
   // Nothing is unbound while any member holds a filesystem the host has mounted (its boot disk).
   std::vector<std::string> to_bind;
@@ -91,8 +96,11 @@ asio::awaitable<std::map<std::string, std::string>> VfioBinding::bind_group(std:
     write(paths_.sys + "/bus/pci/drivers_probe", member);
     spdlog::info("pci {}: bound to {} (was {})", member, kDriver, had.value_or("unbound"));
   }
+  auto waited_from = std::chrono::steady_clock::now();
   bool present = fs::exists(node, ec);
   if (!present) present = co_await appeared->wait(node_timeout_);
+  spdlog::debug("pci {}: {} {} after {} us", address, node, present ? "appeared" : "did not appear",
+                std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - waited_from).count());
   if (!present)
     throw VfioError("VFIO node " + node + " did not appear within " + std::to_string(node_timeout_.count()) + " ms");
   co_return previous;

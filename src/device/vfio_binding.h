@@ -34,6 +34,8 @@ class VfioBinding {
 
   VfioBinding(boost::asio::io_context& io, HostInterfaces paths = {}, std::chrono::milliseconds node_timeout = std::chrono::seconds(3));
 
+  // Whether the vfio-pci driver is there to bind to (the reference's check_vfio).
+  bool available() const;
   // The driver bound to `address` now (nothing when unbound).
   std::optional<std::string> driver(const std::string& address) const;
   // The members of `address`'s IOMMU group, sorted, itself included; throws VfioError without a group.

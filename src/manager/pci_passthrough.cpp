@@ -45,6 +45,8 @@ void PciPassthrough::spawn(asio::awaitable<void> work, const char* what) {
 }
 
 void PciPassthrough::start() {
+  if (!manager_.policy().config().pci.empty() && !vfio_.available())
+    spdlog::warn("vfio-pci is not loaded: PCI devices stay on the host until it is (modprobe vfio-pci)");
   if (!attach_connected_) return;
   for (const auto& [d, match] : manager_.pci_matched())
     if (!placements_.is_disconnected(d.address)) placements_.want(d, match.target_vm, Cause::start());
