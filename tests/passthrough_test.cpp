@@ -9,6 +9,7 @@
 
 #include "api/client.h"
 #include "support/fake_qmp.h"
+#include "support/fake_vfio_kernel.h"
 #include "support/host_fixture.h"
 #include "support/process.h"
 #include "support/qemu.h"
@@ -383,6 +384,37 @@ TEST_F(Passthrough, PlugsForBothVmsInAnyOrderAllAttach) {
   ASSERT_EQ(request({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/051"}, {"vm", "vm2"}})["result"], "ok") << log();
   EXPECT_EQ(vm1.usb_ids(), (std::vector<std::string>{"vhp-usb-1-40", "vhp-usb-1-41"}));
   EXPECT_EQ(vm2.usb_ids(), (std::vector<std::string>{"vhp-usb-1-50", "vhp-usb-1-51"}));
+}
+
+}  // namespace
+}  // namespace vhp
+
+namespace vhp {
+namespace {
+
+// PCI on real QEMU, which has no VFIO here: the daemon binds the card to vfio-pci (the kernel's
+// part played by FakeVfioKernel), QEMU refuses it, and the answer is QEMU's text, with the card
+// back on its host driver and not recorded in any VM.
+TEST_F(Passthrough, QemusRefusalOfAPciDeviceIsTheAnswerAndTheHostKeepsIt) {
+  test::FakeVfioKernel kernel(std::filesystem::path(tb.sys_dir()).parent_path(), {"iwlwifi"});
+  json config = json::parse(R"({"pciPassthrough": [{"targetVm": "vm1", "tag": "net", "allow": [{"address": "0000:00:14.3"}]}]})");
+  config["vms"] = {{{"name", "vm1"}, {"type", "qemu"}, {"socket", vm1.socket()}}};
+  config["general"] = {{"statePath", dir / "state.json"}, {"api", {{"transports", {"unix"}}, {"unixSocket", socket_path}}}};
+  std::ofstream(dir / "vhotplug.conf") << config.dump(2);
+  start_daemon();
+  auto answer = request({{"action", "pci_attach"}, {"address", "0000:00:14.3"}});
+  EXPECT_EQ(answer["result"], "failed");
+  EXPECT_TRUE(answer["error"].get<std::string>().starts_with("vfio ")) << answer;
+  EXPECT_TRUE(answer["error"].get<std::string>().find("0000:00:14.3") != std::string::npos) << answer;
+  auto list = request({{"action", "pci_list"}, {"tag", "net"}})["pci_devices"];
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_TRUE(list[0]["vm"].is_null());
+  EXPECT_TRUE(eventually([&] { return kernel.driver("0000:00:14.3") == "iwlwifi"; })) << log();
+  EXPECT_EQ(kernel.override_of("0000:00:14.3"), "");
+  auto peripherals = vm1.qmp("qom-list", {{"path", "/machine/peripheral"}})["return"];
+  for (const auto& child : peripherals) EXPECT_NE(child["type"], "child<vfio-pci>");
+  // The kill switch's block of a card that never reached its VM: nothing to detach.
+  EXPECT_EQ(request({{"action", "pci_detach"}, {"tag", "net"}})["result"], "ok");
 }
 
 }  // namespace
