@@ -1,14 +1,17 @@
 // A guided run of vhotplugd on a simulated host (umockdev) with two real QEMU VMs (TCG), driven
-// through vhotplugctl: plug, attach, choose a VM, list, detach, unplug.
+// through vhotplugctl: plug, attach, choose a VM, list, detach, unplug; a PCI card bound to vfio-pci
+// and offered to a VM (refused here, where there is no IOMMU) and given back to its host driver.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "support/fake_vfio_kernel.h"
 #include "support/host_fixture.h"
 #include "support/mock_environment.h"
 #include "support/process.h"
@@ -33,7 +36,7 @@ void ctl(const std::string& socket, std::vector<std::string> args) {
   for (const auto& a : args) shown += " " + a;
   std::cout << shown << std::endl;
   auto result = test::run_capture(argv);
-  std::cout << result.out << std::flush;
+  std::cout << result.out << result.err << std::flush;
   if (result.exit_code != 0) std::cout << "(exit " << result.exit_code << ")" << std::endl;
 }
 
@@ -50,6 +53,8 @@ int main(int argc, char** argv) {
   test::TempDir dir;
   test::Testbed tb;
   auto host = test::add_realistic_host(tb);
+  // The kernel's side of vfio-pci binding, simulated (driver links, /dev/vfio/<group>).
+  test::FakeVfioKernel kernel(std::filesystem::path(tb.sys_dir()).parent_path(), {"iwlwifi"});
 
   say("Two QEMU 7.2 VMs (q35, TCG, paused, with an xHCI controller)");
   test::Qemu vm1(dir.path(), "vm1"), vm2(dir.path(), "vm2");
@@ -61,7 +66,10 @@ int main(int argc, char** argv) {
   json config = json::parse(R"({
     "usbPassthrough": [
       {"description": "Keys and keyboards go to vm1", "targetVm": "vm1", "allow": [{"interfaceClass": 3}]},
-      {"description": "The user picks a VM for storage", "allowedVms": ["vm1", "vm2"], "allow": [{"interfaceClass": 8}]}]})");
+      {"description": "The user picks a VM for storage", "allowedVms": ["vm1", "vm2"], "allow": [{"interfaceClass": 8}]}],
+    "pciPassthrough": [
+      {"description": "The Wi-Fi card goes to vm2 - the kill switch's net tag", "targetVm": "vm2", "tag": "net",
+       "allow": [{"address": "0000:00:14.3"}]}]})");
   config["vms"] = {{{"name", "vm1"}, {"type", "qemu"}, {"socket", vm1.socket()}},
                    {{"name", "vm2"}, {"type", "qemu"}, {"socket", vm2.socket()}}};
   config["general"] = {{"statePath", dir / "vhotplug.state"}, {"api", {{"transports", {"unix"}}, {"unixSocket", socket}}}};
@@ -141,6 +149,15 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   show_events();
   std::cout << "in vm1: " << in_vm(vm1) << std::endl;
+
+  say("The kill switch unblocks the Wi-Fi card: bound to vfio-pci, then offered to vm2's free pcie-root-port");
+  std::cout << "host driver before: " << kernel.driver("0000:00:14.3") << std::endl;
+  ctl(socket, {"pci", "attach", "--address", "0000:00:14.3"});
+  std::cout << "(this machine has no IOMMU, so QEMU refuses the card with its own words: that is the answer)" << std::endl;
+  test::eventually([&] { return kernel.driver("0000:00:14.3") == "iwlwifi"; });
+  std::cout << "host driver after: " << kernel.driver("0000:00:14.3") << " (given back)" << std::endl;
+  ctl(socket, {"pci", "list", "--tag", "net", "--short"});
+  ctl(socket, {"pci", "attach", "--address", "0000:00:14.3", "--vm", "vm1"});
 
   say("Done: stopping the daemon");
   std::cout << "vhotplugd exited with " << daemon.stop(SIGTERM) << std::endl;
