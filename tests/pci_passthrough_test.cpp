@@ -56,6 +56,7 @@ class PciFlows : public testing::Test {
     options.make_vm = [this](boost::asio::io_context& io, const VmConfig& c) {
       auto vm = std::make_unique<test::FakeVm>(io, c.name);
       for (const auto& held : already_held[c.name]) vm->put(held);
+      if (on_vm_made) on_vm_made(*vm);
       fakes[c.name] = vm.get();
       return vm;
     };
@@ -105,6 +106,7 @@ class PciFlows : public testing::Test {
   test::TempDir dir;
   test::FakeVfioKernel kernel{fs::path(tb.sys_dir()).parent_path(), {"iwlwifi", "xhci_hcd", "snd_hda_intel", "i915"}};
   std::map<std::string, std::vector<VmPciDevice>> already_held;
+  std::function<void(test::FakeVm&)> on_vm_made;
   std::optional<Daemon> daemon;
   std::map<std::string, test::FakeVm*> fakes;
   std::vector<ManagerEvent> seen;
@@ -214,15 +216,64 @@ TEST_F(PciFlows, ADetachDuringAnAttachWins) {
   std::optional<CommandResult> attaching;
   request(attach(at(kWifi)), attaching);
   ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
-  EXPECT_EQ(request(detach(at(kWifi))), std::nullopt);  // the kill switch, while the card is on its way
+  std::optional<CommandResult> detaching;
+  request(detach(at(kWifi)), detaching);  // the kill switch, while the card is on its way
+  ASSERT_TRUE(run_until(io(), [&] { return daemon->manager().pci_placements().is_disconnected(kWifi); }));
+  EXPECT_FALSE(detaching.has_value());  // it waits for the group's operation in flight
   vm("vm1").release();
-  ASSERT_TRUE(run_until(io(), [&] { return attaching.has_value(); }));
+  ASSERT_TRUE(run_until(io(), [&] { return attaching.has_value() && detaching.has_value(); }));
+  EXPECT_EQ(detaching->error, std::nullopt);
   EXPECT_EQ(attaching->error, "PCI device 0000:00:14.3 was detached or moved during the attach");
   EXPECT_FALSE(vm("vm1").holds_pci(kWifi));
   EXPECT_EQ(in_vm(kWifi), std::nullopt);
   EXPECT_EQ(count<PciAttached>(kWifi), 0);
   ASSERT_TRUE(run_until(io(), [&] { return kernel.driver(kWifi) == "iwlwifi"; }));
   EXPECT_EQ(listed(false, "net"), std::vector<std::string>{});
+}
+
+// Block then unblock at once (the kill switch toggled twice): the attach waits for the detach of
+// the same IOMMU group and the card ends in its VM, bound to vfio-pci, not lost on the host.
+TEST_F(PciFlows, AnAttachRightAfterADetachEndsAttached) {
+  start();
+  ASSERT_EQ(request(attach(at(kWifi))), std::nullopt);
+  vm("vm1").hold_detaches();  // the guest takes its time to let the card go
+  std::optional<CommandResult> blocked, unblocked;
+  request(detach(tagged("net")), blocked);
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").pci_detaches_started() == 1; }));
+  request(attach(tagged("net")), unblocked);
+  EXPECT_FALSE(run_until(io(), [&] { return unblocked.has_value(); }, std::chrono::milliseconds(200)));  // it waits its turn
+  vm("vm1").release();
+  ASSERT_TRUE(run_until(io(), [&] { return blocked.has_value() && unblocked.has_value(); }));
+  EXPECT_EQ(blocked->error, std::nullopt);
+  EXPECT_EQ(unblocked->error, std::nullopt);
+  EXPECT_EQ(in_vm(kWifi), "vm1");
+  EXPECT_TRUE(vm("vm1").holds_pci(kWifi));
+  ASSERT_TRUE(run_until(io(), [&] { return kernel.driver(kWifi) == "vfio-pci"; }));
+  EXPECT_EQ(listed(false, "net"), std::vector<std::string>{"0000:00:14.3@vm1"});
+}
+
+// A member of a pciIommuAddAll group has no rule of its own: after a daemon restart it is adopted
+// with the device whose rule takes it along, not removed from the VM.
+TEST_F(PciFlows, AGroupMemberIsAdoptedAfterADaemonRestart) {
+  already_held["vm2"] = {{"vhp-pci-0000-00-14.0", kXhci}, {"vhp-pci-0000-00-14.2", kSmbus}};
+  start();
+  ASSERT_TRUE(run_until(io(), [&] { return in_vm(kXhci) == "vm2" && in_vm(kSmbus) == "vm2"; }));
+  EXPECT_TRUE(vm("vm2").holds_pci(kSmbus));
+}
+
+// When QEMU's refusal leaves it unclear whether the VM still has the device open, the group stays
+// on vfio-pci: unbinding a device QEMU holds would block in the kernel until the guest lets go.
+TEST_F(PciFlows, NoGiveBackWhileTheVmMayHoldTheDevice) {
+  already_held["vm1"] = {{"pci-0000-00-14.3", kWifi}};  // the reference's attachment, left from before
+  bool listed_once = false;
+  on_vm_made = [&](test::FakeVm& vm) {
+    if (vm.name() == "vm1" && !std::exchange(listed_once, true)) vm.fail_next_list("VM vm1 did not answer qom-list");
+  };
+  start();  // vm1's list fails as it comes up: nothing adopted, the card unknown to us
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").pci_lists() == 1; }));
+  vm("vm1").fail_next_attach("Duplicate device ID 'x'");
+  EXPECT_EQ(request(attach(at(kWifi))), "Duplicate device ID 'x'");
+  EXPECT_EQ(kernel.driver(kWifi), "vfio-pci");
 }
 
 TEST_F(PciFlows, AVmRestartGetsItsDevicesBackAndLosesWhatTheUserDetached) {

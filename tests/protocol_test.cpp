@@ -76,6 +76,8 @@ TEST_F(ProtocolTest, PciAttachAndDetachBecomeCommands) {
   EXPECT_EQ(a.vm, "vm1");
   auto upper = protocol.handle(R"({"action":"pci_attach","address":"0000:3B:00.0"})", session);  // any case, as sysfs is lowercase
   EXPECT_EQ(std::get<PciAttach>(*upper.command).selector.address, "0000:3b:00.0");
+  auto vmd = protocol.handle(R"({"action":"pci_attach","address":"10000:E1:00.0"})", session);  // behind Intel VMD
+  EXPECT_EQ(std::get<PciAttach>(*vmd.command).selector.address, "10000:e1:00.0");
   auto by_ids = protocol.handle(R"({"action":"pci_detach","vid":"0x10DE","did":"2204"})", session);
   const auto& d = std::get<PciDetach>(*by_ids.command);
   EXPECT_EQ(d.selector.kind(), PciDeviceSelector::Kind::Ids);
@@ -146,6 +148,8 @@ INSTANTIATE_TEST_SUITE_P(
                     BadInput{"{\"action\":\"pci_attach\",\"vid\":\"8086\"}", "Invalid message: name the device by address, vid and did, or tag"},
                     BadInput{"{\"action\":\"pci_attach\",\"address\":\"00:14.3\"}", "Invalid message: address must be a PCI address such as 0000:00:14.3"},
                     BadInput{"{\"action\":\"pci_detach\",\"address\":\"0000:00:14.9\"}", "Invalid message: address must be a PCI address such as 0000:00:14.3"},
+                    BadInput{"{\"action\":\"pci_detach\",\"address\":\"000:00:14.3\"}", "Invalid message: address must be a PCI address such as 0000:00:14.3"},
+                    BadInput{"{\"action\":\"pci_detach\",\"address\":\"0000:00:14.3 \"}", "Invalid message: address must be a PCI address such as 0000:00:14.3"},
                     BadInput{"{\"action\":\"pci_detach\",\"address\":3}", "Invalid message: address must be a string or null"},
                     BadInput{"{\"action\":\"pci_attach\",\"vid\":\"zz\",\"did\":\"1\"}", "Invalid message: vid must be a hex id such as 8086"},
                     BadInput{"{\"action\":\"pci_attach\",\"vid\":\"8086\",\"did\":\"123456\"}", "Invalid message: did must be a hex id such as 8086"}));

@@ -32,11 +32,12 @@ class Vfio : public testing::Test {
     tb.add_device("block", "nvme1n1", spare, {{"dev", "259:2"}}, {{"DEVTYPE", "disk"}});
     std::ofstream(dir / "mountinfo") << "22 1 259:3 / / rw,relatime - ext4 /dev/sda2 rw\n"
                                         "36 22 259:1 / /boot rw,relatime - vfat /dev/nvme0n1p1 rw\n";
+    std::ofstream(dir / "swaps") << "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
     root = fs::path(tb.sys_dir()).parent_path();
   }
 
   VfioBinding binding(std::chrono::milliseconds node_timeout = std::chrono::seconds(3)) {
-    return VfioBinding(io, {"/sys", "/dev", dir / "mountinfo"}, node_timeout);
+    return VfioBinding(io, {"/sys", "/dev", dir / "mountinfo", dir / "swaps"}, node_timeout);
   }
 
   test::Testbed tb;
@@ -84,6 +85,65 @@ TEST_F(Vfio, ANodeThatNeverAppearsIsAnErrorWithinTheDeadline) {
     FAIL() << "bound without a VFIO node";
   } catch (const VfioError& e) {
     EXPECT_STREQ(e.what(), "VFIO node /dev/vfio/6 did not appear within 300 ms");
+  }
+  // What it had touched is given back: the card is not left without a driver.
+  ASSERT_TRUE(test::eventually([&] { return kernel.driver("0000:00:14.3") == "iwlwifi"; }));
+  EXPECT_EQ(kernel.override_of("0000:00:14.3"), "");
+}
+
+// A group with its PCIe root port (a common layout for a GPU): the bridge keeps pcieport, which
+// VFIO accepts, and vfio-pci (which does not take bridges) is not asked to.
+TEST_F(Vfio, BridgesInTheGroupKeepTheirDriver) {
+  tb.add_pci({.address = "0000:00:1c.0", .class_code = 0x060400, .driver = "pcieport", .iommu_group = 20});
+  tb.add_pci({.address = "0000:05:00.0", .vendor = "10de", .device = "2204", .class_code = 0x030000, .driver = "nouveau", .iommu_group = 20});
+  test::FakeVfioKernel kernel(root, {"pcieport", "nouveau"});
+  auto vfio = binding();
+  EXPECT_EQ(vfio.plan("0000:05:00.0"), (std::map<std::string, std::string>{{"0000:05:00.0", "nouveau"}}));
+  EXPECT_EQ(test::complete(io, vfio.bind_group("0000:05:00.0")), (std::map<std::string, std::string>{{"0000:05:00.0", "nouveau"}}));
+  EXPECT_EQ(kernel.driver("0000:00:1c.0"), "pcieport");
+  EXPECT_EQ(kernel.driver("0000:05:00.0"), "vfio-pci");
+}
+
+// btrfs shows an anonymous device number in mountinfo: its source names the partition. Swap counts.
+TEST_F(Vfio, ABtrfsRootAndActiveSwapCountAsHostMounts) {
+  std::ofstream(dir / "mountinfo") << "22 1 0:25 / / rw,relatime shared:1 - btrfs /dev/nvme0n1p1 rw,ssd\n";
+  std::ofstream(dir / "swaps", std::ios::app) << "/dev/nvme1n1                            partition\t8388604\t\t0\t\t-2\n";
+  test::FakeVfioKernel kernel(root, {"nvme"});
+  auto vfio = binding();
+  try {
+    vfio.plan("0000:02:00.0");
+    FAIL();
+  } catch (const VfioError& e) {
+    EXPECT_STREQ(e.what(), "PCI device 0000:02:00.0 holds the host's mounted filesystems: / (nvme0n1p1); it stays on the host");
+  }
+  try {
+    vfio.plan("0000:03:00.0");
+    FAIL();
+  } catch (const VfioError& e) {
+    EXPECT_STREQ(e.what(), "PCI device 0000:03:00.0 holds the host's mounted filesystems: swap (nvme1n1); it stays on the host");
+  }
+}
+
+// Native NVMe multipath (Debian's default): the namespace's block device lives under the virtual
+// nvme-subsystem, whose controller links lead to the PCI device.
+TEST_F(Vfio, AnNvmeNamespaceBehindASubsystemCounts) {
+  auto controller = tb.add_pci({.address = "0000:06:00.0", .vendor = "144d", .device = "a80a", .class_code = 0x010802, .driver = "nvme", .iommu_group = 21});
+  auto sys = fs::path(tb.sys_dir());
+  auto ctrl_dir = sys / fs::path(controller).relative_path().lexically_relative("sys") / "nvme" / "nvme2";
+  fs::create_directories(ctrl_dir);
+  auto subsys = sys / "devices/virtual/nvme-subsystem/nvme-subsys2";
+  fs::create_directories(subsys / "nvme2n1");
+  std::ofstream(subsys / "nvme2n1" / "dev") << "259:9\n";
+  fs::create_symlink(fs::relative(ctrl_dir, subsys), subsys / "nvme2");
+  fs::create_symlink("../../devices/virtual/nvme-subsystem/nvme-subsys2/nvme2n1", sys / "class/block/nvme2n1");
+  std::ofstream(dir / "mountinfo") << "40 22 259:9 / /home rw,relatime - ext4 /dev/nvme2n1 rw\n";
+  test::FakeVfioKernel kernel(root, {"nvme"});
+  auto vfio = binding();
+  try {
+    vfio.plan("0000:06:00.0");
+    FAIL();
+  } catch (const VfioError& e) {
+    EXPECT_STREQ(e.what(), "PCI device 0000:06:00.0 holds the host's mounted filesystems: /home (nvme2n1); it stays on the host");
   }
 }
 

@@ -77,12 +77,15 @@ DeviceSelector device_selector(const json& request) {
 
 bool is_hex(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos; }
 
-// "0000:00:14.3" (domain:bus:device.function), any case; lowercased as sysfs names devices.
+// "0000:00:14.3" (domain:bus:device.function), any case; lowercased as sysfs names devices. The
+// domain has 4 hex digits, or more behind an Intel VMD controller ("10000:e1:00.0").
 std::optional<std::string> pci_address(const json& request) {
   auto a = optional_string(request, "address");
   if (!a) return a;
-  bool ok = a->size() == 12 && (*a)[4] == ':' && (*a)[7] == ':' && (*a)[10] == '.' && is_hex(a->substr(0, 4)) && is_hex(a->substr(5, 2)) &&
-            is_hex(a->substr(8, 2)) && (*a)[11] >= '0' && (*a)[11] <= '7';
+  auto colon = a->find(':');
+  bool ok = colon >= 4 && colon <= 8 && a->size() == colon + 8 && (*a)[colon + 3] == ':' && (*a)[colon + 6] == '.' &&
+            is_hex(a->substr(0, colon)) && is_hex(a->substr(colon + 1, 2)) && is_hex(a->substr(colon + 4, 2)) &&
+            (*a)[colon + 7] >= '0' && (*a)[colon + 7] <= '7';
   if (!ok) throw BadRequest("Invalid message: address must be a PCI address such as 0000:00:14.3");
   std::ranges::transform(*a, a->begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return a;

@@ -73,7 +73,7 @@ json pci_select_request(const char* action, const PciSelectOptions& o) {
   else if (!o.tag.empty()) request["tag"] = o.tag;
   else if (!o.vid.empty() && !o.did.empty()) request["vid"] = o.vid, request["did"] = o.did;
   else throw std::runtime_error("You must specify either --address or --vid and --did or --tag");  // the reference's text
-  if (!o.vm.empty() && o.tag.empty()) request["vm"] = o.vm;
+  if (!o.vm.empty() && !request.contains("tag")) request["vm"] = o.vm;  // a tag attach takes each rule's VM
   return request;
 }
 

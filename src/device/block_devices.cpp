@@ -40,9 +40,33 @@ void add_with_holders(const fs::path& class_block, const std::string& name, std:
     add_with_holders(class_block, holder.path().filename().string(), by_dev, depth + 1);
 }
 
+// Whether a block device (its canonical sysfs path) sits below `root`: directly, or as a namespace
+// head of an NVMe subsystem (native multipath, the default in Debian's kernel) one of whose
+// controllers is below `root`.
+bool below(const fs::path& block, const std::string& root) {
+  if (block.string().starts_with(root + "/")) return true;
+  if (block.string().find("/nvme-subsystem/") == std::string::npos) return false;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(block.parent_path(), ec)) {  // nvme-subsysN: its controllers are links
+    if (!entry.is_symlink(ec)) continue;
+    auto controller = fs::canonical(entry.path(), ec);
+    if (!ec && controller.string().starts_with(root + "/")) return true;
+  }
+  return false;
+}
+
+// "/dev/nvme0n1p2" or "/dev/mapper/root" → the kernel's name ("nvme0n1p2", "dm-0"); "" otherwise.
+std::string kernel_name(const std::string& source) {
+  if (!source.starts_with("/dev/")) return "";
+  std::error_code ec;
+  auto resolved = fs::canonical(source, ec);
+  return (ec ? fs::path(source) : resolved).filename().string();
+}
+
 }  // namespace
 
-std::vector<std::string> mounts_behind(const std::string& sys_path, const std::string& sys_root, const std::string& mountinfo) {
+std::vector<std::string> mounts_behind(const std::string& sys_path, const std::string& sys_root, const std::string& mountinfo,
+                                       const std::string& swaps) {
   std::error_code ec;
   auto root = fs::canonical(sys_path, ec);
   if (ec) return {};
@@ -51,19 +75,33 @@ std::vector<std::string> mounts_behind(const std::string& sys_path, const std::s
   for (const auto& entry : fs::directory_iterator(class_block, ec)) {
     std::error_code ignored;
     auto target = fs::canonical(entry.path(), ignored);
-    if (!ignored && target.string().starts_with(root.string() + "/")) add_with_holders(class_block, entry.path().filename().string(), by_dev);
+    if (!ignored && below(target, root.string())) add_with_holders(class_block, entry.path().filename().string(), by_dev);
   }
-  std::vector<std::string> mounts;
-  if (by_dev.empty()) return mounts;
+  std::vector<std::string> found;
+  if (by_dev.empty()) return found;
+  std::set<std::string> names;
+  for (const auto& [dev, name] : by_dev) names.insert(name);
   std::ifstream in(mountinfo);
   for (std::string line; std::getline(in, line);) {
-    // "36 35 259:1 / /boot rw,… - vfat /dev/nvme0n1p1 rw": the third field is the device, the fifth the mount point.
+    // "36 35 259:1 / /boot rw,… - vfat /dev/nvme0n1p1 rw": the device, the mount point, and after
+    // " - " the type and the source.
     std::istringstream fields(line);
     std::string id, parent, dev, fs_root, mount_point;
     if (!(fields >> id >> parent >> dev >> fs_root >> mount_point)) continue;
-    if (auto it = by_dev.find(dev); it != by_dev.end()) mounts.push_back(mount_point + " (" + it->second + ")");
+    std::string type, source;
+    if (auto dash = line.find(" - "); dash != std::string::npos) std::istringstream(line.substr(dash + 3)) >> type >> source;
+    if (auto it = by_dev.find(dev); it != by_dev.end()) found.push_back(mount_point + " (" + it->second + ")");
+    else if (auto name = kernel_name(source); names.contains(name)) found.push_back(mount_point + " (" + name + ")");
   }
-  return mounts;
+  std::ifstream swap_list(swaps);
+  std::string header;
+  std::getline(swap_list, header);  // "Filename Type Size Used Priority"
+  for (std::string line; std::getline(swap_list, line);) {
+    std::string file;
+    std::istringstream(line) >> file;
+    if (auto name = kernel_name(file); names.contains(name)) found.push_back("swap (" + name + ")");
+  }
+  return found;
 }
 
 }  // namespace vhp

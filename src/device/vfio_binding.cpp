@@ -58,25 +58,35 @@ void VfioBinding::write(const std::string& file, const std::string& value) const
     throw VfioError("cannot write '" + value + "' to " + file + ": " + (n < 0 ? std::strerror(error) : "short write"));
 }
 
-asio::awaitable<std::map<std::string, std::string>> VfioBinding::bind_group(std::string address) {
-  auto members = group_members(address);
-  std::error_code ec;
-  auto group = fs::read_symlink(device_dir(address) + "/iommu_group", ec).filename().string();
-  if (!available())
-    throw VfioError(std::string("the ") + kDriver + " driver is not loaded (load the vfio-pci module)");
-  // Nothing is unbound while any member holds a filesystem the host has mounted (its boot disk).
-  std::vector<std::string> to_bind;
-  for (const auto& member : members) {
-    if (driver(member) == kDriver) continue;
-    auto mounts = mounts_behind(device_dir(member), paths_.sys, paths_.mountinfo);
+bool VfioBinding::is_bridge(const std::string& address) const {
+  std::ifstream in(device_dir(address) + "/class");
+  unsigned long code = 0;
+  in >> std::hex >> code;  // "0x060400"
+  return in && (code >> 8) == 0x0604;
+}
+
+std::map<std::string, std::string> VfioBinding::plan(const std::string& address) const {
+  if (!available()) throw VfioError(std::string("the ") + kDriver + " driver is not loaded (load the vfio-pci module)");
+  std::map<std::string, std::string> to_bind;
+  for (const auto& member : group_members(address)) {
+    if (driver(member) == kDriver || is_bridge(member)) continue;
+    // Nothing is unbound while any member holds a filesystem the host has mounted (its boot disk).
+    auto mounts = mounts_behind(device_dir(member), paths_.sys, paths_.mountinfo, paths_.swaps);
     if (!mounts.empty()) {
       std::string list;
       for (const auto& m : mounts) list += (list.empty() ? "" : ", ") + m;
       throw VfioError("PCI device " + member + (member == address ? "" : " (in the IOMMU group of " + address + ")") +
                       " holds the host's mounted filesystems: " + list + "; it stays on the host");
     }
-    to_bind.push_back(member);
+    to_bind[member] = driver(member).value_or("");
   }
+  return to_bind;
+}
+
+asio::awaitable<std::map<std::string, std::string>> VfioBinding::bind_group(std::string address) {
+  auto to_bind = plan(address);
+  std::error_code ec;
+  auto group = fs::read_symlink(device_dir(address) + "/iommu_group", ec).filename().string();
 
   // Watch before the writes: the node can appear the moment the first member binds.
   std::string node = paths_.dev + "/vfio/" + group;
@@ -87,27 +97,45 @@ asio::awaitable<std::map<std::string, std::string>> VfioBinding::bind_group(std:
   });
   watch.start();
 
-  std::map<std::string, std::string> previous;
-  for (const auto& member : to_bind) {
-    auto had = driver(member);
-    if (had) write(device_dir(member) + "/driver/unbind", member);
-    previous[member] = had.value_or("");
-    write(device_dir(member) + "/driver_override", kDriver);
-    write(paths_.sys + "/bus/pci/drivers_probe", member);
-    spdlog::info("pci {}: bound to {} (was {})", member, kDriver, had.value_or("unbound"));
+  std::map<std::string, std::string> touched;  // given back if anything fails
+  std::string failure;
+  try {
+    for (const auto& [member, had] : to_bind) {
+      touched[member] = had;
+      if (!had.empty()) write(device_dir(member) + "/driver/unbind", member);
+      write(device_dir(member) + "/driver_override", kDriver);
+      write(paths_.sys + "/bus/pci/drivers_probe", member);
+      spdlog::info("pci {}: bound to {} (was {})", member, kDriver, had.empty() ? "unbound" : had);
+    }
+  } catch (const VfioError& e) {
+    failure = e.what();
   }
-  auto waited_from = std::chrono::steady_clock::now();
-  bool present = fs::exists(node, ec);
-  if (!present) present = co_await appeared->wait(node_timeout_);
-  spdlog::debug("pci {}: {} {} after {} us", address, node, present ? "appeared" : "did not appear",
-                std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - waited_from).count());
-  if (!present)
-    throw VfioError("VFIO node " + node + " did not appear within " + std::to_string(node_timeout_.count()) + " ms");
-  co_return previous;
+  if (failure.empty()) {
+    auto waited_from = std::chrono::steady_clock::now();
+    bool present = fs::exists(node, ec);
+    if (!present) present = co_await appeared->wait(node_timeout_);
+    spdlog::debug("pci {}: {} {} after {} us", address, node, present ? "appeared" : "did not appear",
+                  std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - waited_from).count());
+    if (!present) failure = "VFIO node " + node + " did not appear within " + std::to_string(node_timeout_.count()) + " ms";
+  }
+  if (failure.empty()) co_return to_bind;
+  for (const auto& [member, had] : touched) {
+    try {
+      give_back(member, had);
+    } catch (const VfioError& e) {
+      spdlog::error("pci {}: giving it back after a failed binding failed too: {}", member, e.what());
+    }
+  }
+  throw VfioError(failure);
 }
 
 void VfioBinding::give_back(const std::string& address, const std::string& host_driver) const {
-  if (driver(address) == kDriver) write(device_dir(address) + "/driver/unbind", address);
+  auto now = driver(address);
+  if (now && now != kDriver) {  // someone bound it already: only our override goes
+    write(device_dir(address) + "/driver_override", "\n");
+    return;
+  }
+  if (now == kDriver) write(device_dir(address) + "/driver/unbind", address);
   write(device_dir(address) + "/driver_override", "\n");  // an empty override clears it
   if (!host_driver.empty()) write(paths_.sys + "/bus/pci/drivers/" + host_driver + "/bind", address);
   else write(paths_.sys + "/bus/pci/drivers_probe", address);

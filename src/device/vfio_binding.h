@@ -26,6 +26,7 @@ struct HostInterfaces {
   std::string sys = "/sys";
   std::string dev = "/dev";
   std::string mountinfo = "/proc/self/mountinfo";
+  std::string swaps = "/proc/swaps";
 };
 
 class VfioBinding {
@@ -41,9 +42,13 @@ class VfioBinding {
   // The members of `address`'s IOMMU group, sorted, itself included; throws VfioError without a group.
   std::vector<std::string> group_members(const std::string& address) const;
 
-  // Binds every member of the device's IOMMU group that is not on vfio-pci yet and waits for
-  // /dev/vfio/<group>. Returns the drivers the rebound members had ("" for unbound ones), so they can
-  // be given back. Throws VfioError (nothing is unbound when a member holds a host mount).
+  // What bind_group would rebind: each member of the group that is not on vfio-pci yet, with the
+  // driver it has now ("" for none). Bridges stay as they are: vfio-pci does not take them and VFIO
+  // accepts a group whose bridges keep pcieport. Throws VfioError (no IOMMU group, or a member
+  // holds a filesystem the host has mounted).
+  std::map<std::string, std::string> plan(const std::string& address) const;
+  // Rebinds the plan's members to vfio-pci and waits for /dev/vfio/<group>. Returns the drivers
+  // they had. Throws VfioError; then every member it had touched is given back first.
   boost::asio::awaitable<std::map<std::string, std::string>> bind_group(std::string address);
   // Unbinds `address` from vfio-pci, clears its driver_override and binds `driver` (empty: lets the
   // kernel pick, through drivers_probe). Throws VfioError.
@@ -51,6 +56,7 @@ class VfioBinding {
 
  private:
   std::string device_dir(const std::string& address) const;
+  bool is_bridge(const std::string& address) const;
   void write(const std::string& file, const std::string& value) const;
 
   boost::asio::io_context& io_;

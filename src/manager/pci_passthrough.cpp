@@ -100,28 +100,47 @@ asio::awaitable<void> PciPassthrough::attach_when_possible(PciDevice d, std::str
   if (!error.empty()) spdlog::error("pci {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
 }
 
+asio::awaitable<AsyncMutex::Lock> PciPassthrough::group_lock(const PciDevice& d) {
+  auto key = d.iommu_group ? "group " + std::to_string(*d.iommu_group) : d.address;
+  auto& mutex = group_locks_[key];
+  if (!mutex) mutex = std::make_unique<AsyncMutex>(io_.get_executor());
+  co_return co_await mutex->lock();
+}
+
 asio::awaitable<void> PciPassthrough::attach(PciDevice d, std::string vm, Cause cause) {
+  auto lock = co_await group_lock(d);
   if (auto in = placements_.vm_of(d.address)) {
-    if (*in == vm) co_return;
+    if (*in == vm) co_return;  // another attach got there first
     spdlog::info("pci {}: moving from {} to {}", friendly_name(d), *in, vm);
-    co_await detach(d, cause);
+    co_await detach_holding_lock(d, cause);
   }
   auto& target = owner_.running_vm(vm);
   auto match = manager_.policy().match_pci(d);
   bool root_bus = match && match->qemu_use_root_bus;
 
-  // Host side first: the whole IOMMU group on vfio-pci, the drivers it had remembered.
-  auto previous = co_await vfio_.bind_group(d.address);
-  std::string error;
-  try {
-    for (const auto& [member, driver] : previous)
-      if (!placements_.host_driver(member)) placements_.remember_host_driver(member, driver);
-  } catch (const StateError& e) {
-    error = e.what();
-  }
-  if (error.empty()) error = co_await error_of(target.attach_pci(d, root_bus));
+  // Host side first: the drivers to give back are on disk before anything is unbound, then the
+  // whole IOMMU group goes to vfio-pci (a failed binding gives back what it touched itself).
+  std::vector<std::string> recorded;
+  for (const auto& [member, driver] : vfio_.plan(d.address))
+    if (!placements_.host_driver(member)) {
+      placements_.remember_host_driver(member, driver);  // throws StateError: nothing was unbound
+      recorded.push_back(member);
+    }
+  auto bind = [](VfioBinding& vfio, std::string address) -> asio::awaitable<void> { co_await vfio.bind_group(address); };
+  auto error = co_await error_of(bind(vfio_, d.address));
   if (!error.empty()) {
-    give_back_group(d);  // QEMU refused: the host has its device back
+    for (const auto& member : recorded) {
+      try {
+        placements_.forget_host_driver(member);
+      } catch (const StateError& e) {
+        spdlog::error("pci {}: {}", member, e.what());
+      }
+    }
+    throw VmError(error);
+  }
+  error = co_await error_of(target.attach_pci(d, root_bus));
+  if (!error.empty()) {
+    co_await give_back_if_released(target, d);  // QEMU refused: the host has its device back
     throw VmError(error);
   }
   // What changed while the VM worked wins: an unplug, a user's detach, a reload.
@@ -139,11 +158,13 @@ asio::awaitable<void> PciPassthrough::attach(PciDevice d, std::string vm, Cause 
   placements_.record_attached(d, vm, cause);
   manager_.publish(PciAttached{d, vm});
 
-  // pciIommuAddAll: the rest of the group goes along (members another VM holds stay there).
+  // pciIommuAddAll: the rest of the group goes along (members another VM holds, members with a
+  // rule of their own and members the user detached stay where they are). Bridges stay on the host.
   if (!match || !match->iommu_add_all) co_return;
   for (const auto& address : d.iommu_group_members) {
     const auto* member = manager_.registry().find_pci(address);
-    if (!member || address == d.address) continue;
+    if (!member || address == d.address || (member->pci_class == 0x06 && member->pci_subclass == 0x04)) continue;
+    if (manager_.policy().match_pci(*member) || placements_.is_disconnected(address)) continue;
     if (auto in = placements_.vm_of(address)) {
       if (*in != vm) spdlog::warn("pci {}: in the IOMMU group of {}, but attached to {}; leaving it", address, d.address, *in);
       continue;
@@ -157,10 +178,34 @@ asio::awaitable<void> PciPassthrough::attach(PciDevice d, std::string vm, Cause 
     }
     placements_.record_attached(m, vm, cause);
     manager_.publish(PciAttached{m, vm});
+    if (placements_.wanted(d.address) != vm) break;  // detached meanwhile: its detach (waiting for this group) takes the members out
   }
 }
 
+asio::awaitable<void> PciPassthrough::give_back_if_released(Vm& vm, PciDevice d) {
+  std::vector<VmPciDevice> held;
+  std::string why;
+  try {
+    held = co_await vm.list_pci();
+  } catch (const std::exception& e) {
+    why = std::string("cannot tell whether ") + vm.name() + " holds it: " + e.what();
+  }
+  for (const auto& h : held)
+    if (std::ranges::find(d.iommu_group_members, h.host) != d.iommu_group_members.end() || h.host == d.address)
+      why = vm.name() + " holds " + h.host + " (" + h.id + ")";
+  if (!why.empty()) {
+    spdlog::warn("pci {}: stays on vfio-pci: {}", d.address, why);
+    co_return;
+  }
+  give_back_group(d);
+}
+
 asio::awaitable<void> PciPassthrough::detach(PciDevice d, Cause cause) {
+  auto lock = co_await group_lock(d);
+  co_await detach_holding_lock(std::move(d), std::move(cause));
+}
+
+asio::awaitable<void> PciPassthrough::detach_holding_lock(PciDevice d, Cause cause) {
   auto in = placements_.vm_of(d.address);
   if (!in) co_return;
   std::string vm = *in;
@@ -221,9 +266,10 @@ asio::awaitable<void> PciPassthrough::vm_up(std::string name) {
     spdlog::warn("vm {}: cannot list its PCI devices: {}", name, e.what());
   }
   for (const auto& held : present) {
-    const auto* owner = manager_.registry().find_pci(held.host);
+    std::optional<PciDevice> owner;  // a copy: the registry may change while this awaits
+    if (const auto* found = manager_.registry().find_pci(held.host)) owner = *found;
     auto match = owner ? manager_.policy().match_pci(*owner) : std::nullopt;
-    bool ours = match ? match->target_vm == name : placements_.wanted(held.host) == name;  // a group member has no rule of its own
+    bool ours = match ? match->target_vm == name : group_target(held.host) == name;  // a group member has no rule of its own
     bool belongs = owner && ours && !placements_.is_disconnected(held.host) && placements_.wanted(held.host).value_or(name) == name;
     if (belongs) {
       placements_.want(*owner, name, cause);
@@ -254,6 +300,14 @@ asio::awaitable<void> PciPassthrough::vm_up(std::string name) {
     due.push_back(d);
   }
   for (const auto& d : due) co_await attach_when_possible(d, name, cause);
+}
+
+std::optional<std::string> PciPassthrough::group_target(const std::string& address) const {
+  for (const auto& [d, match] : manager_.pci_matched())
+    if (match.iommu_add_all && !placements_.is_disconnected(d.address) &&
+        std::ranges::find(d.iommu_group_members, address) != d.iommu_group_members.end())
+      return match.target_vm;
+  return std::nullopt;
 }
 
 void PciPassthrough::vm_down(const std::string& name) {

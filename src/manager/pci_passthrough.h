@@ -4,11 +4,13 @@
 // Driven by Passthrough (which owns the VMs) on the event loop: PCI uevents, VMs coming and going,
 // the API's pci_attach / pci_detach. An attach re-checks the intent when the VM answers: a detach
 // that arrived meanwhile wins.
+#include <map>
 #include <memory>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
 
+#include "common/async_mutex.h"
 #include "device/vfio_binding.h"
 #include "manager/caller.h"
 #include "manager/commands.h"
@@ -37,11 +39,19 @@ class PciPassthrough {
 
  private:
   // Binds the device's IOMMU group to vfio-pci, hot-plugs it (and with pciIommuAddAll the rest of
-  // its group) into `vm`; publishes PciAttached. Throws with the reference's texts.
+  // its group) into `vm`; publishes PciAttached. Throws with the reference's texts. Operations on
+  // one IOMMU group run one at a time (group_lock), so a quick detach-attach keeps its order.
   boost::asio::awaitable<void> attach(PciDevice d, std::string vm, Cause cause);
   // Takes it (with pciIommuAddAll, its group) out of its VM, publishes PciDetached, and gives the
   // group back to its host drivers once no VM holds any of it. No-op when not attached. Throws.
   boost::asio::awaitable<void> detach(PciDevice d, Cause cause);
+  boost::asio::awaitable<void> detach_holding_lock(PciDevice d, Cause cause);
+  boost::asio::awaitable<AsyncMutex::Lock> group_lock(const PciDevice& d);
+  // After a failed hot-plug: gives the group back only once the VM is seen holding none of it
+  // (QEMU may still have the device open: unbinding it then would block in the kernel).
+  boost::asio::awaitable<void> give_back_if_released(Vm& vm, PciDevice d);
+  // The VM a pciIommuAddAll rule sends `address`'s group to, when `address` is one of its members.
+  std::optional<std::string> group_target(const std::string& address) const;
   boost::asio::awaitable<void> detach_or_log(PciDevice d, Cause cause, const char* what);
   boost::asio::awaitable<void> attach_when_possible(PciDevice d, std::string vm, Cause cause);
   boost::asio::awaitable<void> reapply(PciDevice d);
@@ -55,6 +65,7 @@ class PciPassthrough {
   PciPlacements& placements_;
   VfioBinding& vfio_;
   bool attach_connected_;
+  std::map<std::string, std::unique_ptr<AsyncMutex>> group_locks_;  // by IOMMU group (or address)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -13,9 +13,13 @@ void FakeVm::start() {
 
 void FakeVm::hold_attaches() { gate_ = std::make_shared<AsyncEvent>(io_.get_executor()); }
 
+void FakeVm::hold_detaches() { detach_gate_ = std::make_shared<AsyncEvent>(io_.get_executor()); }
+
 void FakeVm::release() {
   if (gate_) gate_->set();
   gate_.reset();
+  if (detach_gate_) detach_gate_->set();
+  detach_gate_.reset();
 }
 
 void FakeVm::go_down() {
@@ -82,6 +86,10 @@ asio::awaitable<void> FakeVm::attach_pci(PciDevice device, bool root_bus) {
 asio::awaitable<void> FakeVm::detach_pci(VmPciDevice device) {
   auto lock = co_await operations_.lock();
   if (!running()) throw VmError("VM " + name() + " is not running");
+  ++pci_detaches_started_;
+  if (auto gate = detach_gate_)
+    while (!co_await gate->wait(std::chrono::hours(1))) {
+    }
   if (auto error = std::exchange(fail_next_detach_, std::nullopt)) throw VmError(*error);
   std::erase_if(held_pci_, [&](const VmPciDevice& d) { return d.host == device.host; });
 }
@@ -89,6 +97,8 @@ asio::awaitable<void> FakeVm::detach_pci(VmPciDevice device) {
 asio::awaitable<std::vector<VmPciDevice>> FakeVm::list_pci() {
   auto lock = co_await operations_.lock();
   if (!running()) throw VmError("VM " + name() + " is not running");
+  ++pci_lists_;
+  if (auto error = std::exchange(fail_next_list_, std::nullopt)) throw VmError(*error);
   co_return held_pci_;
 }
 

@@ -33,13 +33,15 @@ class FakeVm : public Vm {
 
   // Test controls.
   void hold_attaches();          // attaches from now on wait in flight until release()
-  void release();                // lets the held attaches finish
+  void hold_detaches();          // PCI detaches from now on wait in flight (a guest slow to let go) until release()
+  void release();                // lets the held attaches and detaches finish
   void fail_next_attach(std::string error) { fail_next_ = std::move(error); }
   void go_down();                // the VM stops: it holds nothing, operations in flight fail
   void come_up();                // it starts again
   void put(VmUsbDevice device) { held_.push_back(std::move(device)); }  // something it holds already
   void put(VmPciDevice device) { held_pci_.push_back(std::move(device)); }
   void fail_next_detach(std::string error) { fail_next_detach_ = std::move(error); }  // PCI: the guest does not let go
+  void fail_next_list(std::string error) { fail_next_list_ = std::move(error); }      // PCI: list_pci
 
   const std::vector<VmUsbDevice>& held() const { return held_; }
   bool holds(int busnum, int devnum) const;
@@ -48,20 +50,22 @@ class FakeVm : public Vm {
   bool last_pci_root_bus() const { return last_pci_root_bus_; }
   int attaches_started() const { return attaches_started_; }
   int attaches_done() const { return attaches_done_; }
+  int pci_lists() const { return pci_lists_; }
+  int pci_detaches_started() const { return pci_detaches_started_; }
 
  private:
   boost::asio::io_context& io_;
   AsyncMutex operations_;
-  std::shared_ptr<AsyncEvent> gate_;
+  std::shared_ptr<AsyncEvent> gate_, detach_gate_;
   boost::asio::awaitable<void> begin_attach();  // the shared part: gate, failure, VM going away
 
-  std::optional<std::string> fail_next_, fail_next_detach_;
+  std::optional<std::string> fail_next_, fail_next_detach_, fail_next_list_;
   std::vector<VmUsbDevice> held_;
   std::vector<VmPciDevice> held_pci_;
   bool last_pci_root_bus_ = false;
   bool up_ = true, stopped_ = true;
   int generation_ = 0;  // changes when the VM goes down: what was in flight is cut short
-  int attaches_started_ = 0, attaches_done_ = 0;
+  int attaches_started_ = 0, attaches_done_ = 0, pci_lists_ = 0, pci_detaches_started_ = 0;
 };
 
 }  // namespace vhp::test
