@@ -9,6 +9,7 @@
 #include "app/daemon.h"
 #include "support/coroutine.h"
 #include "support/fake_vm.h"
+#include "support/in_process_daemon.h"
 #include "support/host_fixture.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -24,38 +25,10 @@ constexpr const char* kRules = R"({
     {"targetVm": "vm1", "tag": "key", "allow": [{"vendorId": "1050", "productId": "0407"}]},
     {"allowedVms": ["vm1", "vm2"], "tag": "storage", "allow": [{"interfaceClass": 8}]}]})";
 
-class Races : public testing::Test {
+class Races : public test::InProcessDaemon {
  protected:
-  Races() {
-    host = test::add_realistic_host(tb);
-    write_config(json::parse(kRules));
-  }
-  ~Races() override { daemon.reset(); }
+  Races() { write_config(json::parse(kRules)); }
 
-  void write_config(json config) {
-    config["vms"] = {{{"name", "vm1"}, {"type", "qemu"}, {"socket", dir / "vm1.qmp"}},
-                     {{"name", "vm2"}, {"type", "qemu"}, {"socket", dir / "vm2.qmp"}}};
-    config["general"] = {{"statePath", dir / "state.json"}, {"api", {{"enable", false}}}};
-    std::ofstream(dir / "vhotplug.conf") << config.dump(2);
-  }
-
-  void start(bool attach_connected = false) {
-    DaemonOptions options;
-    options.config_path = dir / "vhotplug.conf";
-    options.handle_signals = false;
-    options.attach_connected = attach_connected;
-    options.make_vm = [this](boost::asio::io_context& io, const VmConfig& c) {
-      auto vm = std::make_unique<test::FakeVm>(io, c.name);
-      fakes[c.name] = vm.get();
-      return vm;
-    };
-    daemon.emplace(options);
-    daemon->start();
-    events = daemon->manager().subscribe([this](const ManagerEvent& e) { seen.push_back(e); });
-  }
-
-  boost::asio::io_context& io() { return daemon->io(); }
-  test::FakeVm& vm(const std::string& name) { return *fakes.at(name); }
   std::optional<UsbDevice> device(int devnum) {
     for (const auto& d : daemon->registry().usb_devices())
       if (d.busnum == 1 && d.devnum == devnum) return d;
@@ -96,18 +69,6 @@ class Races : public testing::Test {
     ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
   }
 
-  // A request as the API would run it; `result` is set when it is answered.
-  void request(Command command, std::optional<CommandResult>& result) {
-    Caller caller{"unix", "test", std::nullopt, 1000, 1000, 4242};
-    boost::asio::co_spawn(io(), daemon->passthrough().run(command, caller),
-                          [&result](std::exception_ptr, CommandResult r) { result = std::move(r); });
-  }
-  CommandResult request(Command command) {
-    std::optional<CommandResult> result;
-    request(std::move(command), result);
-    EXPECT_TRUE(run_until(io(), [&] { return result.has_value(); }));
-    return result.value_or(CommandResult::failed("no answer"));
-  }
   static Command detach_node(int devnum) {
     DeviceSelector s;
     s.device_node = "/dev/bus/usb/001/0" + std::to_string(devnum);
@@ -120,13 +81,6 @@ class Races : public testing::Test {
     return UsbDetach{s};
   }
 
-  test::Testbed tb;
-  test::HostPaths host;
-  test::TempDir dir;
-  std::optional<Daemon> daemon;
-  std::map<std::string, test::FakeVm*> fakes;
-  std::vector<ManagerEvent> seen;
-  Subscription events;
 };
 
 TEST_F(Races, APlugAttachesByRuleAndUnplugDetaches) {  // the baseline the races are measured against

@@ -12,6 +12,7 @@
 #include "support/coroutine.h"
 #include "support/fake_vfio_kernel.h"
 #include "support/fake_vm.h"
+#include "support/in_process_daemon.h"
 #include "support/host_fixture.h"
 #include "support/temp_dir.h"
 
@@ -33,40 +34,10 @@ constexpr const char* kRules = R"({
     {"targetVm": "vm2", "tag": "mic", "allow": [{"deviceClass": 4}]},
     {"targetVm": "vm2", "tag": "usbctl", "pciIommuAddAll": true, "allow": [{"address": "0000:00:14.0"}]}]})";
 
-class PciFlows : public testing::Test {
+class PciFlows : public test::InProcessDaemon {
  protected:
-  PciFlows() {
-    host = test::add_realistic_host(tb);
-    write_config(json::parse(kRules));
-  }
-  ~PciFlows() override { daemon.reset(); }
+  PciFlows() { write_config(json::parse(kRules)); }
 
-  void write_config(json config) {
-    config["vms"] = {{{"name", "vm1"}, {"type", "qemu"}, {"socket", dir / "vm1.qmp"}},
-                     {{"name", "vm2"}, {"type", "qemu"}, {"socket", dir / "vm2.qmp"}}};
-    config["general"] = {{"statePath", dir / "state.json"}, {"api", {{"enable", false}}}};
-    std::ofstream(dir / "vhotplug.conf") << config.dump(2);
-  }
-
-  void start(bool attach_connected = false) {
-    DaemonOptions options;
-    options.config_path = dir / "vhotplug.conf";
-    options.handle_signals = false;
-    options.attach_connected = attach_connected;
-    options.make_vm = [this](boost::asio::io_context& io, const VmConfig& c) {
-      auto vm = std::make_unique<test::FakeVm>(io, c.name);
-      for (const auto& held : already_held[c.name]) vm->put(held);
-      if (on_vm_made) on_vm_made(*vm);
-      fakes[c.name] = vm.get();
-      return vm;
-    };
-    daemon.emplace(options);
-    daemon->start();
-    events = daemon->manager().subscribe([this](const ManagerEvent& e) { seen.push_back(e); });
-  }
-
-  boost::asio::io_context& io() { return daemon->io(); }
-  test::FakeVm& vm(const std::string& name) { return *fakes.at(name); }
   std::optional<std::string> in_vm(const std::string& address) { return daemon->manager().pci_placements().vm_of(address); }
   json state() {
     std::ifstream in(dir / "state.json");
@@ -85,32 +56,14 @@ class PciFlows : public testing::Test {
     return out;
   }
 
-  void request(Command command, std::optional<CommandResult>& result) {
-    Caller caller{"unix", "test", std::nullopt, 1000, 1000, 4242};
-    boost::asio::co_spawn(io(), daemon->passthrough().run(command, caller),
-                          [&result](std::exception_ptr, CommandResult r) { result = std::move(r); });
-  }
-  std::optional<std::string> request(Command command) {  // the error, nothing when ok
-    std::optional<CommandResult> result;
-    request(std::move(command), result);
-    EXPECT_TRUE(run_until(io(), [&] { return result.has_value(); }));
-    return result ? result->error : std::optional<std::string>("no answer");
-  }
+  using InProcessDaemon::request;
+  std::optional<std::string> request(Command command) { return InProcessDaemon::request(std::move(command)).error; }  // nothing when ok
   static PciDeviceSelector at(const std::string& address) { return {address, std::nullopt, std::nullopt, std::nullopt}; }
   static PciDeviceSelector tagged(const std::string& tag) { return {std::nullopt, tag, std::nullopt, std::nullopt}; }
   static Command attach(PciDeviceSelector s, std::optional<std::string> vm = std::nullopt) { return PciAttach{std::move(s), std::move(vm)}; }
   static Command detach(PciDeviceSelector s) { return PciDetach{std::move(s)}; }
 
-  test::Testbed tb;
-  test::HostPaths host;
-  test::TempDir dir;
   test::FakeVfioKernel kernel{fs::path(tb.sys_dir()).parent_path(), {"iwlwifi", "xhci_hcd", "snd_hda_intel", "i915"}};
-  std::map<std::string, std::vector<VmPciDevice>> already_held;
-  std::function<void(test::FakeVm&)> on_vm_made;
-  std::optional<Daemon> daemon;
-  std::map<std::string, test::FakeVm*> fakes;
-  std::vector<ManagerEvent> seen;
-  Subscription events;
 };
 
 TEST_F(PciFlows, AttachByAddressBindsToVfioHotPlugsAndAnnounces) {
