@@ -168,6 +168,10 @@ Outcome Protocol::dispatch(const std::string& action, const json& request, Sessi
   if (action == "usb_detach") return {std::nullopt, UsbDetach{device_selector(request)}};
   if (action == "pci_attach") return {std::nullopt, PciAttach{pci_selector(request), optional_string(request, "vm")}};
   if (action == "pci_detach") return {std::nullopt, PciDetach{pci_selector(request)}};
+  if (action == "usb_suspend") return {std::nullopt, UsbSuspend{optional_string(request, "vm")}};
+  if (action == "usb_resume") return {std::nullopt, UsbResume{optional_string(request, "vm")}};
+  if (action == "pci_suspend") return {std::nullopt, PciSuspend{optional_string(request, "vm")}};
+  if (action == "pci_resume") return {std::nullopt, PciResume{optional_string(request, "vm")}};
   return {failed("Unknown message: " + action)};
 }
 

@@ -109,7 +109,7 @@ Daemon::Daemon(DaemonOptions options)
   applied_ = raw_config(options_.config_path);
   api_config_ = config.general.api;
   store_ = std::make_unique<StateStore>(config.general.persistency ? config.general.state_path : "");
-  manager_ = std::make_unique<DeviceManager>(registry_, std::make_shared<const Policy>(std::move(config), modules_), *store_);
+  manager_ = std::make_unique<DeviceManager>(registry_, std::make_shared<const Policy>(std::move(config), modules_), *store_, options_.host);
   VmFactory make_vm = default_vm_factory(io_);
   if (options_.make_vm) make_vm = [this](const VmConfig& c) { return options_.make_vm(io_, c); };
   passthrough_ = std::make_unique<Passthrough>(io_, *manager_, std::move(make_vm), vfio_, options_.attach_connected);

@@ -65,23 +65,46 @@ std::string kernel_name(const std::string& source) {
 
 }  // namespace
 
-std::vector<std::string> mounts_behind(const std::string& sys_path, const std::string& sys_root, const std::string& mountinfo,
-                                       const std::string& swaps) {
+bool HostMount::boots_the_host() const {
+  for (const char* system : {"/", "/boot", "/usr", "/nix"})
+    if (mount_point == system || (std::string(system) != "/" && mount_point.starts_with(std::string(system) + "/"))) return true;
+  return false;
+}
+
+std::string describe(const std::vector<HostMount>& mounts) {
+  std::string list;
+  for (const auto& m : mounts) list += (list.empty() ? "" : ", ") + m.describe();
+  return list;
+}
+
+bool has_block_devices(const std::string& sys_path, const HostInterfaces& host) {
+  std::error_code ec;
+  auto root = fs::canonical(sys_path, ec);
+  if (ec) return false;
+  for (const auto& entry : fs::directory_iterator(fs::path(host.sys) / "class" / "block", ec)) {
+    std::error_code ignored;
+    auto target = fs::canonical(entry.path(), ignored);
+    if (!ignored && below(target, root.string())) return true;
+  }
+  return false;
+}
+
+std::vector<HostMount> mounts_behind(const std::string& sys_path, const HostInterfaces& host) {
   std::error_code ec;
   auto root = fs::canonical(sys_path, ec);
   if (ec) return {};
-  fs::path class_block = fs::path(sys_root) / "class" / "block";
+  fs::path class_block = fs::path(host.sys) / "class" / "block";
   std::map<std::string, std::string> by_dev;  // "259:1" → "nvme0n1p1"
   for (const auto& entry : fs::directory_iterator(class_block, ec)) {
     std::error_code ignored;
     auto target = fs::canonical(entry.path(), ignored);
     if (!ignored && below(target, root.string())) add_with_holders(class_block, entry.path().filename().string(), by_dev);
   }
-  std::vector<std::string> found;
+  std::vector<HostMount> found;
   if (by_dev.empty()) return found;
   std::set<std::string> names;
   for (const auto& [dev, name] : by_dev) names.insert(name);
-  std::ifstream in(mountinfo);
+  std::ifstream in(host.mountinfo);
   for (std::string line; std::getline(in, line);) {
     // "36 35 259:1 / /boot rw,… - vfat /dev/nvme0n1p1 rw": the device, the mount point, and after
     // " - " the type and the source.
@@ -90,16 +113,16 @@ std::vector<std::string> mounts_behind(const std::string& sys_path, const std::s
     if (!(fields >> id >> parent >> dev >> fs_root >> mount_point)) continue;
     std::string type, source;
     if (auto dash = line.find(" - "); dash != std::string::npos) std::istringstream(line.substr(dash + 3)) >> type >> source;
-    if (auto it = by_dev.find(dev); it != by_dev.end()) found.push_back(mount_point + " (" + it->second + ")");
-    else if (auto name = kernel_name(source); names.contains(name)) found.push_back(mount_point + " (" + name + ")");
+    if (auto it = by_dev.find(dev); it != by_dev.end()) found.push_back({mount_point, it->second});
+    else if (auto name = kernel_name(source); names.contains(name)) found.push_back({mount_point, name});
   }
-  std::ifstream swap_list(swaps);
+  std::ifstream swap_list(host.swaps);
   std::string header;
   std::getline(swap_list, header);  // "Filename Type Size Used Priority"
   for (std::string line; std::getline(swap_list, line);) {
     std::string file;
     std::istringstream(line) >> file;
-    if (auto name = kernel_name(file); names.contains(name)) found.push_back("swap (" + name + ")");
+    if (auto name = kernel_name(file); names.contains(name)) found.push_back({"swap", name});
   }
   return found;
 }

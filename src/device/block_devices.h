@@ -9,12 +9,31 @@ namespace vhp {
 // "/dev/sdX" for the whole-disk block device below a USB device's sysfs path, if it has one.
 std::optional<std::string> block_device_node(const std::string& usb_sys_path);
 
+// Where the kernel's interfaces are; tests point them into a umockdev testbed or scratch files.
+struct HostInterfaces {
+  std::string sys = "/sys";
+  std::string dev = "/dev";
+  std::string mountinfo = "/proc/self/mountinfo";
+  std::string swaps = "/proc/swaps";
+};
+
+// A filesystem the host has mounted (or swap it uses) on a block device.
+struct HostMount {
+  std::string mount_point;  // "/boot", or "swap"
+  std::string device;       // the kernel's name: "nvme0n1p1", "dm-0"
+  std::string describe() const { return mount_point + " (" + device + ")"; }
+  // What the host boots and runs from: /, /boot and below, /usr, /nix (NixOS, Ghaf's base).
+  bool boots_the_host() const;
+};
+
 // The host's mounted filesystems and active swap that live on block devices below `sys_path` (a
-// disk controller), directly, through an NVMe subsystem's namespace heads, or through holders
-// (device-mapper, md): "/boot (nvme0n1p1)", "swap (nvme0n1p3)". A mount is matched by its device
-// number, or by its source device where the number is anonymous (btrfs shows 0:N).
-std::vector<std::string> mounts_behind(const std::string& sys_path, const std::string& sys_root = "/sys",
-                                       const std::string& mountinfo = "/proc/self/mountinfo",
-                                       const std::string& swaps = "/proc/swaps");
+// disk controller, a USB disk), directly, through an NVMe subsystem's namespace heads, or through
+// holders (device-mapper, LUKS, LVM, md). A mount is matched by its device number, or by its
+// source device where the number is anonymous (btrfs shows 0:N).
+std::vector<HostMount> mounts_behind(const std::string& sys_path, const HostInterfaces& host = {});
+// Whether any block device sits below `sys_path` (a USB disk's appear a moment after the device).
+bool has_block_devices(const std::string& sys_path, const HostInterfaces& host = {});
+// "/boot (nvme0n1p1), swap (nvme0n1p3)".
+std::string describe(const std::vector<HostMount>& mounts);
 
 }  // namespace vhp

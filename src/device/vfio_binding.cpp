@@ -71,13 +71,10 @@ std::map<std::string, std::string> VfioBinding::plan(const std::string& address)
   for (const auto& member : group_members(address)) {
     if (driver(member) == kDriver || is_bridge(member)) continue;
     // Nothing is unbound while any member holds a filesystem the host has mounted (its boot disk).
-    auto mounts = mounts_behind(device_dir(member), paths_.sys, paths_.mountinfo, paths_.swaps);
-    if (!mounts.empty()) {
-      std::string list;
-      for (const auto& m : mounts) list += (list.empty() ? "" : ", ") + m;
+    auto mounts = mounts_behind(device_dir(member), paths_);
+    if (!mounts.empty())
       throw VfioError("PCI device " + member + (member == address ? "" : " (in the IOMMU group of " + address + ")") +
-                      " holds the host's mounted filesystems: " + list + "; it stays on the host");
-    }
+                      " holds the host's mounted filesystems: " + describe(mounts) + "; it stays on the host");
     to_bind[member] = driver(member).value_or("");
   }
   return to_bind;

@@ -15,19 +15,14 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "device/block_devices.h"
+
 namespace vhp {
 
 struct VfioError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Where the kernel's interfaces are; tests point them into a umockdev testbed or a scratch file.
-struct HostInterfaces {
-  std::string sys = "/sys";
-  std::string dev = "/dev";
-  std::string mountinfo = "/proc/self/mountinfo";
-  std::string swaps = "/proc/swaps";
-};
 
 class VfioBinding {
  public:

@@ -58,6 +58,21 @@ struct PciDetach {
   PciDeviceSelector selector;
 };
 
-using Command = std::variant<UsbAttach, UsbDetach, PciAttach, PciDetach>;
+// Before the host sleeps: attached devices leave their VMs (all VMs, or `vm`), except those of
+// skipOnSuspend groups; not a user's detach. After it wakes: devices are attached by rule again.
+struct UsbSuspend {
+  std::optional<std::string> vm;
+};
+struct UsbResume {
+  std::optional<std::string> vm;
+};
+struct PciSuspend {
+  std::optional<std::string> vm;
+};
+struct PciResume {
+  std::optional<std::string> vm;
+};
+
+using Command = std::variant<UsbAttach, UsbDetach, PciAttach, PciDetach, UsbSuspend, UsbResume, PciSuspend, PciResume>;
 
 }  // namespace vhp

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "manager/identity.h"
+
 namespace vhp {
 namespace {
 
@@ -14,13 +16,39 @@ bool passes(const ListFilter& filter, const std::optional<std::string>& tag, boo
 // A pciIommuSkipIfShared rule neither attaches nor lists a device that shares its IOMMU group.
 bool shared_group_skipped(const PciDevice& d, const PciMatch& m) { return m.iommu_skip_if_shared && d.iommu_group_members.size() > 1; }
 
+// A USB device with a mass-storage interface (class 08): only those can carry a block device.
+bool has_storage_interface(const UsbDevice& d) {
+  const std::string interfaces = d.interfaces.value_or("");  // ":080650:" per interface
+  for (auto at = interfaces.find(':'); at != std::string::npos && at + 2 < interfaces.size(); at = interfaces.find(':', at + 1))
+    if (interfaces.compare(at + 1, 2, "08") == 0) return true;
+  return false;
+}
+
 }  // namespace
+
+std::optional<std::string> DeviceManager::held_by_host(const UsbDevice& d) const {
+  if (!has_storage_interface(d)) return std::nullopt;
+  auto id = persistent_id(d);
+  auto mounts = mounts_behind(d.sys_path, host_);
+  if (mounts.empty()) {
+    auto seen = host_held_.find(id);
+    if (seen == host_held_.end()) return std::nullopt;
+    if (!has_block_devices(d.sys_path, host_)) return seen->second;  // not back yet: still the host's
+    host_held_.erase(seen);  // back, and nothing of it mounted any more
+    return std::nullopt;
+  }
+  bool boots = std::ranges::any_of(mounts, [](const HostMount& m) { return m.boots_the_host(); });
+  auto why = boots ? "Device " + friendly_name(d) + " is used as a boot device"
+                   : "Device " + friendly_name(d) + " holds the host's mounted filesystems: " + describe(mounts) + "; it stays on the host";
+  host_held_[id] = why;
+  return why;
+}
 
 std::vector<UsbListing> DeviceManager::usb_list(const ListFilter& filter) const {
   std::vector<UsbListing> list;
   for (const auto& d : registry_.usb_devices()) {
     auto match = policy_->match_usb(d);
-    if (!match) continue;
+    if (!match || held_by_host(d)) continue;
     if (!passes(filter, match->tag, placements_.is_disconnected(d))) continue;
     std::optional<std::string> vm;
     if (const auto* a = placements_.attachment(d)) vm = a->vm;

@@ -2,12 +2,14 @@
 // The daemon's model of passthrough, as its faces see it: devices (from the registry), the policy,
 // where each device is and should be (Placements), and the stream of typed events. Synchronous;
 // Passthrough drives the changes.
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/listeners.h"
+#include "device/block_devices.h"
 #include "device/device_registry.h"
 #include "manager/commands.h"
 #include "manager/events.h"
@@ -26,8 +28,8 @@ struct ListFilter {
 
 class DeviceManager {
  public:
-  DeviceManager(DeviceRegistry& registry, std::shared_ptr<const Policy> policy, StateStore& store)
-      : registry_(registry), policy_(std::move(policy)), placements_(store), pci_placements_(store) {}
+  DeviceManager(DeviceRegistry& registry, std::shared_ptr<const Policy> policy, StateStore& store, HostInterfaces host = {})
+      : registry_(registry), policy_(std::move(policy)), placements_(store), pci_placements_(store), host_(std::move(host)) {}
 
   // Swaps in a new policy at once (config reload); operations in flight re-check it when they end.
   void set_policy(std::shared_ptr<const Policy> policy) { policy_ = std::move(policy); }
@@ -40,11 +42,19 @@ class DeviceManager {
   PciPlacements& pci_placements() { return pci_placements_; }
   const PciPlacements& pci_placements() const { return pci_placements_; }
 
-  // The devices some rule lets pass through, with their allowed VMs and where they are.
+  // The devices some rule lets pass through, with their allowed VMs and where they are; USB devices
+  // the host holds (held_by_host) are left out, as the reference leaves out its boot device.
   // pci_list adds the other members of a pciIommuAddAll group's IOMMU groups (iommu_member), leaves
   // out devices in shared groups of pciIommuSkipIfShared rules, and sorts by rule order, then address.
   std::vector<UsbListing> usb_list(const ListFilter& filter) const;
   std::vector<PciListing> pci_list(const ListFilter& filter) const;
+
+  // Why the host needs this USB device itself, whatever a rule says: a disk holding a filesystem the
+  // host has mounted (the reference's "Device … is used as a boot device" for what it boots and
+  // runs from), or swap. Read afresh each time: mounts come and go. A disk seen held stays held
+  // while it has no block device (re-enumerated after a host resume, before its disk is back):
+  // that window must not hand the host's disk to a VM. Nothing for other devices.
+  std::optional<std::string> held_by_host(const UsbDevice& d) const;
 
   // Non-hub USB devices a selector names (several for a tag, or when ambiguous).
   std::vector<UsbDevice> select(const DeviceSelector& selector) const;
@@ -64,6 +74,8 @@ class DeviceManager {
   std::shared_ptr<const Policy> policy_;
   Placements placements_;
   PciPlacements pci_placements_;
+  HostInterfaces host_;
+  mutable std::map<std::string, std::string> host_held_;  // persistent id → why, for the window above
   Listeners<ManagerEvent> events_;
 };
 

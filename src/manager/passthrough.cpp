@@ -147,6 +147,10 @@ asio::awaitable<void> Passthrough::plugged(UsbDevice d, Arrival arrival) {
   }
   auto match = manager_.policy().match_usb(d);
   if (!match) co_return;
+  if (auto why = manager_.held_by_host(d)) {  // the host's own disk: no rule gives it away, nobody is asked
+    spdlog::warn("usb {}: {}", friendly_name(d), *why);
+    co_return;
+  }
   if (placements_.is_disconnected(d)) {
     spdlog::info("usb {}: detached by the user earlier; staying on the host", friendly_name(d));
     co_return;
@@ -206,6 +210,7 @@ asio::awaitable<void> Passthrough::attach_when_possible(UsbDevice d, std::string
 }
 
 asio::awaitable<void> Passthrough::attach(UsbDevice d, std::string vm, Cause cause) {
+  if (auto why = manager_.held_by_host(d)) throw VmError(*why);  // every path to a VM passes here, checked afresh
   if (const auto* a = placements_.attachment(d)) {
     if (a->vm == vm) co_return;
     spdlog::info("usb {}: moving from {} to {}", friendly_name(d), a->vm, vm);
@@ -262,7 +267,7 @@ asio::awaitable<void> Passthrough::vm_up(std::string name) {
     for (const auto& d : manager_.registry().usb_devices())
       if (!d.is_hub && d.busnum == held.hostbus && d.devnum == held.hostaddr) owner = d;
     auto match = owner ? manager_.policy().match_usb(*owner) : std::nullopt;
-    bool belongs = owner && held.attached && match && !placements_.is_disconnected(*owner) && match->allows(name) &&
+    bool belongs = owner && held.attached && match && !placements_.is_disconnected(*owner) && match->allows(name) && !manager_.held_by_host(*owner) &&
                    placements_.wanted(*owner).value_or(name) == name;
     if (belongs) {
       placements_.want(*owner, name, cause);
@@ -325,7 +330,11 @@ asio::awaitable<CommandResult> Passthrough::run(Command command, Caller caller) 
     if (const auto* a = std::get_if<UsbAttach>(&command)) co_return co_await attach_command(*a, cause);
     if (const auto* d = std::get_if<UsbDetach>(&command)) co_return co_await detach_command(*d, cause);
     if (const auto* a = std::get_if<PciAttach>(&command)) co_return co_await pci_.attach_command(*a, cause);
-    co_return co_await pci_.detach_command(std::get<PciDetach>(command), cause);
+    if (const auto* d = std::get_if<PciDetach>(&command)) co_return co_await pci_.detach_command(*d, cause);
+    if (const auto* s = std::get_if<UsbSuspend>(&command)) co_return co_await suspend_command(*s, cause);
+    if (const auto* r = std::get_if<UsbResume>(&command)) co_return co_await resume_command(*r, cause);
+    if (const auto* s = std::get_if<PciSuspend>(&command)) co_return co_await pci_.suspend_command(*s, cause);
+    co_return co_await pci_.resume_command(std::get<PciResume>(command), cause);
   } catch (const std::exception& e) {
     co_return CommandResult::failed(e.what());
   }
@@ -362,6 +371,7 @@ asio::awaitable<CommandResult> Passthrough::attach_command(UsbAttach command, Ca
   if (devices.empty()) co_return CommandResult::failed(not_found(s));
   if (devices.size() > 1) co_return CommandResult::failed(ambiguous(devices));
   const auto d = devices.front();
+  if (auto why = manager_.held_by_host(d)) co_return CommandResult::failed(*why);  // first, as the reference
   auto match = manager_.policy().match_usb(d);
   if (!match) co_return CommandResult::failed("No VM found for " + friendly_name(d));
   std::string vm;
@@ -427,6 +437,58 @@ asio::awaitable<CommandResult> Passthrough::detach_command(UsbDetach command, Ca
     co_return CommandResult::failed("Device " + friendly_name(d) + " is not attached to any VM");
   forget(d);
   co_await detach(d, cause);
+  co_return CommandResult::ok();
+}
+
+asio::awaitable<CommandResult> Passthrough::suspend_command(UsbSuspend command, Cause cause) {
+  std::vector<std::pair<UsbDevice, std::string>> leaving;
+  for (const auto& [name, vm] : vms_) {
+    if (command.vm && *command.vm != name) continue;
+    for (const auto& path : placements_.attached_to(name)) {
+      const auto* d = manager_.registry().find_usb(path);
+      if (!d) continue;
+      if (auto match = manager_.policy().match_usb(*d); match && match->skip_on_suspend) {
+        spdlog::info("usb {}: stays in {} over the suspend (skipOnSuspend)", friendly_name(*d), name);
+        continue;
+      }
+      leaving.emplace_back(*d, name);
+    }
+  }
+  for (const auto& [d, vm] : leaving) {  // not the user's detach: nothing is persisted
+    placements_.suspended(d, vm);
+    placements_.unwant(d, cause);
+    co_await detach_or_log(d, cause, "suspend");
+  }
+  co_return CommandResult::ok();
+}
+
+asio::awaitable<CommandResult> Passthrough::resume_command(UsbResume command, Cause cause) {
+  std::string failures;
+  const auto devices = manager_.registry().usb_devices();  // a copy: plugs and unplugs go on meanwhile
+  for (const auto& d : devices) {
+    if (d.is_hub) continue;
+    auto was_in = placements_.take_suspended(d);
+    auto match = manager_.policy().match_usb(d);
+    if (!match || placements_.is_disconnected(d) || manager_.held_by_host(d)) continue;
+    std::string vm = was_in && match->allows(*was_in) ? *was_in : match->target_vm ? *match->target_vm : autoselect(d, *match);
+    if (command.vm && *command.vm != vm) {
+      if (was_in) placements_.suspended(d, *was_in);  // another VM's resume will want it
+      continue;
+    }
+    if (const auto* a = placements_.attachment(d); a && a->vm == vm) continue;
+    if (!still_present(manager_.registry(), d)) continue;  // unplugged during an earlier device's attach
+    placements_.want(d, vm, cause);
+    placements_.answered(d);
+    if (auto* target = this->vm(vm); target && !target->unsupported() && !target->running()) {
+      spdlog::info("usb {}: resume: VM {} is not running; attaching when it starts", friendly_name(d), vm);
+      continue;
+    }
+    auto error = co_await error_of(attach(d, vm, cause));
+    if (error.empty()) continue;
+    spdlog::error("usb {}: resume: attach to {} failed: {}", friendly_name(d), vm, error);
+    failures += (failures.empty() ? "" : "; ") + error;
+  }
+  if (!failures.empty()) co_return CommandResult::failed(failures);
   co_return CommandResult::ok();
 }
 

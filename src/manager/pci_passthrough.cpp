@@ -413,4 +413,37 @@ asio::awaitable<CommandResult> PciPassthrough::detach_command(PciDetach command,
   co_return CommandResult::ok();
 }
 
+asio::awaitable<CommandResult> PciPassthrough::suspend_command(PciSuspend command, Cause cause) {
+  std::vector<PciDevice> leaving;
+  for (const auto& [d, match] : manager_.pci_matched()) {
+    auto in = placements_.vm_of(d.address);
+    if (!in || (command.vm && *command.vm != *in)) continue;
+    if (match.skip_on_suspend) {
+      spdlog::info("pci {}: stays in {} over the suspend (skipOnSuspend)", friendly_name(d), *in);
+      continue;
+    }
+    leaving.push_back(d);
+  }
+  for (const auto& d : leaving) {  // not the user's detach: nothing is persisted
+    placements_.unwant(d, cause);
+    co_await detach_or_log(d, cause, "suspend");
+  }
+  co_return CommandResult::ok();
+}
+
+asio::awaitable<CommandResult> PciPassthrough::resume_command(PciResume command, Cause cause) {
+  std::string failures;
+  for (const auto& [d, match] : manager_.pci_matched()) {
+    if (placements_.is_disconnected(d.address) || (command.vm && *command.vm != match.target_vm)) continue;
+    if (placements_.vm_of(d.address) == match.target_vm) continue;
+    placements_.want(d, match.target_vm, cause);
+    auto error = co_await error_of(attach(d, match.target_vm, cause));
+    if (error.empty()) continue;
+    spdlog::error("pci {}: resume: attach to {} failed: {}", friendly_name(d), match.target_vm, error);
+    failures += (failures.empty() ? "" : "; ") + error;
+  }
+  if (!failures.empty()) co_return CommandResult::failed(failures);
+  co_return CommandResult::ok();
+}
+
 }  // namespace vhp

@@ -36,6 +36,11 @@ class PciPassthrough {
 
   boost::asio::awaitable<CommandResult> attach_command(PciAttach command, Cause cause);
   boost::asio::awaitable<CommandResult> detach_command(PciDetach command, Cause cause);
+  // Host suspend: attached devices leave their VMs (and go back to their host drivers, which
+  // suspend them properly), except skipOnSuspend ones; resume: the reference's attach_connected_pci,
+  // failing with the reason when a device cannot be attached (Ghaf then restarts the VM).
+  boost::asio::awaitable<CommandResult> suspend_command(PciSuspend command, Cause cause);
+  boost::asio::awaitable<CommandResult> resume_command(PciResume command, Cause cause);
 
  private:
   // Binds the device's IOMMU group to vfio-pci, hot-plugs it (and with pciIommuAddAll the rest of

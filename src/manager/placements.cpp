@@ -57,6 +57,16 @@ std::vector<std::string> Placements::wanted_on(const std::string& vm) const {
   return out;
 }
 
+void Placements::suspended(const UsbDevice& d, const std::string& vm) { suspended_[persistent_id(d)] = vm; }
+
+std::optional<std::string> Placements::take_suspended(const UsbDevice& d) {
+  auto it = suspended_.find(persistent_id(d));
+  if (it == suspended_.end()) return std::nullopt;
+  auto vm = it->second;
+  suspended_.erase(it);
+  return vm;
+}
+
 void Placements::ask(const UsbDevice& d, std::vector<std::string> allowed_vms) { pending_[d.sys_path] = std::move(allowed_vms); }
 
 void Placements::answered(const UsbDevice& d) { pending_.erase(d.sys_path); }

@@ -43,6 +43,10 @@ class Placements {
   void answered(const UsbDevice& d);
   const std::map<std::string, std::vector<std::string>>& pending() const { return pending_; }
 
+  // Taken out of `vm` for a host suspend: usb_resume puts it back there, whatever its address then.
+  void suspended(const UsbDevice& d, const std::string& vm);
+  std::optional<std::string> take_suspended(const UsbDevice& d);  // and forgets it
+
   // The device is gone: nothing runtime about it stays (the persisted choices do).
   void unplugged(const UsbDevice& d);
 
@@ -60,6 +64,7 @@ class Placements {
   std::map<std::string, Attachment> attached_;                  // sys_path →
   std::map<std::string, std::string> wanted_;                   // sys_path → VM
   std::map<std::string, std::vector<std::string>> pending_;     // sys_path → allowed VMs
+  std::map<std::string, std::string> suspended_;                // persistent id → VM
 };
 
 }  // namespace vhp
