@@ -272,12 +272,18 @@ TEST_F(Daemon, CtlListsAsJsonAndAsText) {
             "1050:0407 Yubico.com Yubikey 4/5 OTP+U2F+CCID\n"
             "0781:5581 SanDisk Ultra\n"
             "046d:0825 Logitech, Inc. Webcam C270\n"
-            "1a86:7523 null null\n"
+            "1a86:7523 None None\n"  // Python's str() of null, as the reference CLI prints it
             "413c:2113 Dell Dell_KB216_Wired_Keyboard\n"
             "413c:2113 Dell Dell_KB216_Wired_Keyboard\n");
   auto long_form = test::run_capture(ctl({"usb", "list"}));
-  EXPECT_NE(long_form.out.find("1050:0407 Yubico.com Yubikey 4/5 OTP+U2F+CCID\n  device_node : /dev/bus/usb/001/003\n"),
+  // The reference CLI's layout: keys padded to 16, Python values, a blank line after each device.
+  EXPECT_NE(long_form.out.find("1050:0407 Yubico.com Yubikey 4/5 OTP+U2F+CCID\n"
+                               "  device_node     : /dev/bus/usb/001/003\n"
+                               "  vid             : 1050\n"),
             std::string::npos) << long_form.out;
+  EXPECT_NE(long_form.out.find("  device_class    : 0\n"), std::string::npos) << long_form.out;
+  EXPECT_NE(long_form.out.find("  allowed_vms     : ['vm1']\n  vm              : None\n\n0781:5581 SanDisk Ultra\n"), std::string::npos)
+      << long_form.out;
 
   auto pci = test::run_capture(ctl({"pci", "list", "--short"}));
   EXPECT_NE(pci.out.find("0000:00:14.0 8086:A0ED Intel Corporation Tiger Lake-LP USB 3.2 Gen 2x1 xHCI Host Controller\n"),
@@ -292,8 +298,8 @@ TEST_F(Daemon, CtlFailsCleanlyWithoutADaemon) {
 
 TEST_F(Daemon, CtlListenPrintsEventsAndReconnectsAfterARestart) {
   auto daemon = start_daemon();
-  test::Child listen(ctl({"--json", "listen"}), dir / "listen.out", dir / "listen.err");
-  ASSERT_TRUE(eventually([&] { return test::read_file(dir / "listen.err").find("listening") != std::string::npos; }));
+  test::Child listen(ctl({"-d", "--json", "listen"}), dir / "listen.out", dir / "listen.err");  // -d: it says when it is back
+  ASSERT_TRUE(eventually([&] { return test::read_file(dir / "listen.err").find("DEBUG Received: {'result': 'ok'}") != std::string::npos; }));
   plug_key(40);
   auto first = R"({"event":"usb_connected","usb_device":)" + key_json(40, "1-2.2") + "}\n";
   ASSERT_TRUE(eventually([&] { return test::read_file(dir / "listen.out") == first; })) << test::read_file(dir / "listen.out");
@@ -303,7 +309,8 @@ TEST_F(Daemon, CtlListenPrintsEventsAndReconnectsAfterARestart) {
   // It reconnects within its 3 s retry period and hears the next plug.
   ASSERT_TRUE(eventually([&] {
     auto err = test::read_file(dir / "listen.err");
-    return err.find("listening", err.find("reconnecting")) != std::string::npos;
+    auto reconnecting = err.find("WARNING Reconnecting in 3 sec...");
+    return reconnecting != std::string::npos && err.find("DEBUG Received: {'result': 'ok'}", reconnecting) != std::string::npos;
   })) << test::read_file(dir / "listen.err");
   plug_key(41, "1-2.3");
   auto second = R"({"event":"usb_connected","usb_device":)" + key_json(41, "1-2.3") + "}\n";

@@ -78,6 +78,7 @@ TEST_F(PciKillSwitch, BlockAndUnblockByTagRoundTrip) {
   // Block: the card leaves its VM and goes back to its host driver; the state survives restarts.
   auto block = cli({"pci", "detach", "--tag", "net"});
   EXPECT_EQ(block.exit_code, 0) << block.err;
+  EXPECT_EQ(block.err, "INFO Successfully detached\n");
   EXPECT_EQ(connected("net"), std::vector<std::string>{});
   EXPECT_TRUE(net_vm.held().empty());
   EXPECT_TRUE(eventually([&] { return kernel.driver("0000:00:14.3") == "iwlwifi"; }));
@@ -98,12 +99,12 @@ TEST_F(PciKillSwitch, BlockAndUnblockByTagRoundTrip) {
   // By address, with the reference's errors.
   auto wrong_vm = cli({"pci", "attach", "--address", "0000:00:1f.3", "--vm", "net-vm"});
   EXPECT_EQ(wrong_vm.exit_code, 1);
-  EXPECT_EQ(wrong_vm.err, "error: Selected VM net-vm but target VM is set to audio-vm\n");
+  EXPECT_EQ(wrong_vm.err, "ERROR Failed to attach PCI: Selected VM net-vm but target VM is set to audio-vm\n");
   EXPECT_EQ(cli({"pci", "detach", "--vid", "8086", "--did", "a0f0"}).exit_code, 0);
   EXPECT_TRUE(net_vm.held().empty());
   auto again = cli({"pci", "detach", "--address", "0000:00:14.3"});
   EXPECT_EQ(again.exit_code, 1);
-  EXPECT_EQ(again.err, "error: Device 0000:00:14.3 8086:A0F0 (None None) is not attached to any VM\n");
+  EXPECT_EQ(again.err, "ERROR Failed to detach PCI: Device 0000:00:14.3 8086:A0F0 (None None) is not attached to any VM\n");
 }
 
 // A daemon restart keeps the user's block: -a attaches everything else, the card stays on the host.

@@ -24,7 +24,7 @@ std::string default_transport() {
   int fd = ::open("/dev/vsock", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "unix";
   unsigned cid = VMADDR_CID_ANY;
-  bool guest = ::ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid) == 0 && cid != VMADDR_CID_HOST && cid != VMADDR_CID_ANY;
+  bool guest = ::ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid) == 0 && cid != VMADDR_CID_HOST && cid != VMADDR_CID_ANY && cid != 1;  // 1: VMADDR_CID_LOCAL
   ::close(fd);
   return guest ? "vsock" : "unix";
 }
@@ -81,7 +81,7 @@ ApiClient::ApiClient(const ClientOptions& o) : impl_(std::make_unique<Impl>()) {
   } else {
     throw std::runtime_error("unknown transport '" + o.transport + "'");
   }
-  if (ec) throw std::runtime_error("cannot connect to " + where + ": " + ec.message());
+  if (ec) throw ConnectError("cannot connect to " + where + ": " + ec.message(), ec.value());
   impl_->timeout_ms = o.timeout_ms;
 }
 

@@ -2,6 +2,7 @@
 // A blocking client for the vhotplug API, as vhotplugctl and scripts use it.
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -21,9 +22,15 @@ struct ClientOptions {
 // "vsock" inside a VM (the local CID is a guest's), otherwise "unix": the reference CLI's default.
 std::string default_transport();
 
+// The daemon could not be reached; `error_number` is the errno (ECONNREFUSED, ENOENT, …).
+struct ConnectError : std::runtime_error {
+  ConnectError(const std::string& what, int error_number) : std::runtime_error(what), error_number(error_number) {}
+  int error_number;
+};
+
 class ApiClient {
  public:
-  explicit ApiClient(const ClientOptions& options);  // connects; throws std::runtime_error
+  explicit ApiClient(const ClientOptions& options);  // connects; throws ConnectError
   ~ApiClient();
   ApiClient(const ApiClient&) = delete;
   ApiClient& operator=(const ApiClient&) = delete;

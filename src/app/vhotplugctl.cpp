@@ -1,5 +1,10 @@
-// vhotplugctl: command-line client for the vhotplug API, with the reference CLI's options.
+// vhotplugctl, also installed as vhotplugcli: the command-line client for the vhotplug API. Its
+// commands, options, requests, output and exit codes are the reference CLI's (docs/API.md), so
+// that Ghaf's scripts run unchanged; `--json` is ours.
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -7,13 +12,62 @@
 #include <nlohmann/json.hpp>
 
 #include "api/client.h"
+#include "api/python_text.h"
 
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
-template <class Json>
-std::string text(const Json& v) { return v.is_string() ? v.template get<std::string>() : v.dump(); }
+// The reference logs to stderr as "LEVEL message".
+bool debug = false;
+void log(const char* level, const std::string& message) { std::cerr << level << " " << message << std::endl; }
+void log_debug(const std::string& message) {
+  if (debug) log("DEBUG", message);
+}
+
+// A failure the reference reports as "ERROR <message>" with exit code 1.
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Session {
+ public:
+  explicit Session(vhp::ClientOptions options) : options_(std::move(options)) {}
+
+  json request(const json& message) {
+    connect();
+    log_debug("Sending: " + message.dump() + "\n");
+    client_->send(message);
+    auto reply = json::parse(client_->read_line(), nullptr, false);
+    if (reply.is_discarded()) throw Failure("Invalid JSON in API response");
+    log_debug("Received: " + vhp::python_repr(reply));
+    return reply;
+  }
+  vhp::ApiClient& connect() {
+    if (client_) return *client_;
+    if (options_.transport == "unix") log_debug("Connecting to unix socket " + options_.path);
+    else if (options_.transport == "tcp") log_debug("Connecting to tcp host " + options_.host + " on port " + std::to_string(options_.port));
+    else log_debug("Connecting to vsock cid " + std::to_string(options_.cid) + " on port " + std::to_string(options_.port));
+    try {
+      client_ = std::make_unique<vhp::ApiClient>(options_);
+    } catch (const vhp::ConnectError& e) {  // Python's OSError text: "[Errno 2] No such file or directory"
+      throw Failure("Failed to connect: [Errno " + std::to_string(e.error_number) + "] " + std::strerror(e.error_number));
+    }
+    log_debug("Connected");
+    return *client_;
+  }
+
+ private:
+  vhp::ClientOptions options_;
+  std::unique_ptr<vhp::ApiClient> client_;
+};
+
+// Sends `request`; a "failed" answer is "<what>: <error>" (the reference's "Failed to attach USB: …").
+json act(Session& session, const json& request, const std::string& what) {
+  auto reply = session.request(request);
+  if (reply.value("result", json()) == "failed") throw Failure(what + ": " + vhp::python_str(reply.value("error", json())));
+  return reply;
+}
 
 struct ListOptions {
   bool connected = false, disconnected = false, short_form = false;
@@ -23,140 +77,97 @@ struct ListOptions {
 void add_list_options(CLI::App* cmd, ListOptions& o) {
   auto* c = cmd->add_flag("--connected", o.connected, "Only devices not detached by the user");
   cmd->add_flag("--disconnected", o.disconnected, "Only devices detached by the user")->excludes(c);
-  cmd->add_flag("--short", o.short_form, "One line per device");
+  cmd->add_flag("--short", o.short_form, "Titles only");
   cmd->add_option("--tag", o.tag, "Only devices whose rule has this tag");
 }
 
-// The reference CLI's device selectors for attach and detach.
-struct SelectOptions {
+json optional(const std::string& s) { return s.empty() ? json() : json(s); }
+
+// The reference's layout: a title line, then "  key<padded to 16>: value" lines and a blank line.
+void list(Session& session, bool usb, const ListOptions& o, bool as_json) {
+  json request{{"action", usb ? "usb_list" : "pci_list"}, {"disconnected", nullptr}, {"tag", optional(o.tag)}};
+  if (o.connected) request["disconnected"] = false;
+  if (o.disconnected) request["disconnected"] = true;
+  auto reply = act(session, request, usb ? "Failed to get USB list" : "Failed to get PCI list");
+  const auto& devices = reply.value(usb ? "usb_devices" : "pci_devices", json::array());
+  if (as_json) {
+    std::cout << devices.dump() << "\n";
+    return;
+  }
+  auto field = [](const json& d, const char* key) { return vhp::python_str(d.value(key, json())); };
+  for (const auto& d : devices) {
+    if (usb) std::cout << field(d, "vid") << ":" << field(d, "pid") << " " << field(d, "vendor_name") << " " << field(d, "product_name") << "\n";
+    else std::cout << field(d, "address") << " " << field(d, "vid") << ":" << field(d, "did") << " " << field(d, "vendor_name") << " " << field(d, "device_name") << "\n";
+    if (o.short_form) continue;
+    for (const auto& [key, value] : d.items()) {
+      std::string padded = key;
+      if (padded.size() < 16) padded.resize(16, ' ');
+      std::cout << "  " << padded << ": " << vhp::python_str(value) << "\n";
+    }
+    std::cout << "\n";
+  }
+}
+
+struct UsbSelect {
   std::string devnode, vid, pid, tag, vm, port;
   int bus = 0;
 };
 
-void add_select_options(CLI::App* cmd, SelectOptions& o, bool with_vm) {
-  cmd->add_option("--devnode", o.devnode, "Device node, e.g. /dev/bus/usb/003/012");
-  cmd->add_option("--bus", o.bus, "Bus number (with --port)");
-  cmd->add_option("--port", o.port, "Root port, or a port path such as 2.1 (with --bus)");
-  cmd->add_option("--vid", o.vid, "Vendor id (with --pid)");
-  cmd->add_option("--pid", o.pid, "Product id (with --vid)");
-  cmd->add_option("--tag", o.tag, "Every device whose rule has this tag");
-  if (with_vm) cmd->add_option("--vm", o.vm, "Target VM (one of the device's allowed VMs)");
-}
-
-json select_request(const char* action, const SelectOptions& o) {
+json usb_request(const char* action, const UsbSelect& o, bool with_vm) {
   json request{{"action", action}};
   if (!o.devnode.empty()) request["device_node"] = o.devnode;
   else if (o.bus && !o.port.empty()) request["bus"] = o.bus, request["port"] = o.port;
-  else if (!o.tag.empty()) request["tag"] = o.tag;
+  else if (!o.tag.empty()) return json{{"action", action}, {"tag", o.tag}};  // a tag takes each rule's VM
   else if (!o.vid.empty() && !o.pid.empty()) request["vid"] = o.vid, request["pid"] = o.pid;
-  else throw std::runtime_error("name the device: --devnode, --bus and --port, --vid and --pid, or --tag");
-  if (!o.vm.empty()) request["vm"] = o.vm;
+  else throw Failure("You must specify either --devnode or --bus and --port or --vid and --pid or --tag");
+  if (with_vm) request["vm"] = optional(o.vm);
   return request;
 }
 
-// The reference CLI's PCI selectors: --address, else --tag, else --vid and --did.
-struct PciSelectOptions {
+struct PciSelect {
   std::string address, vid, did, tag, vm;
 };
 
-void add_pci_select_options(CLI::App* cmd, PciSelectOptions& o, bool with_vm) {
-  cmd->add_option("--address", o.address, "PCI address, e.g. 0000:00:14.3");
-  cmd->add_option("--vid", o.vid, "PCI vendor id (with --did)");
-  cmd->add_option("--did", o.did, "PCI device id (with --vid)");
-  cmd->add_option("--tag", o.tag, "Every device whose rule has this tag");
-  if (with_vm) cmd->add_option("--vm", o.vm, "Target VM (must be the rule's targetVm)");
-}
-
-json pci_select_request(const char* action, const PciSelectOptions& o) {
+json pci_request(const char* action, const PciSelect& o, bool with_vm) {
   json request{{"action", action}};
   if (!o.address.empty()) request["address"] = o.address;
-  else if (!o.tag.empty()) request["tag"] = o.tag;
+  else if (!o.tag.empty()) return json{{"action", action}, {"tag", o.tag}};
   else if (!o.vid.empty() && !o.did.empty()) request["vid"] = o.vid, request["did"] = o.did;
-  else throw std::runtime_error("You must specify either --address or --vid and --did or --tag");  // the reference's text
-  if (!o.vm.empty() && !request.contains("tag")) request["vm"] = o.vm;  // a tag attach takes each rule's VM
+  else throw Failure("You must specify either --address or --vid and --did or --tag");
+  if (with_vm) request["vm"] = optional(o.vm);
   return request;
 }
 
-int act(const vhp::ClientOptions& options, const json& request) {
-  vhp::ApiClient client(options);
-  auto response = client.request(request);
-  if (response.value("result", "") != "ok") {
-    std::cerr << "error: " << text(response.value("error", json("unknown error"))) << "\n";
-    return 1;
-  }
-  return 0;
-}
-
-json list_request(const char* action, const ListOptions& o) {
-  json request{{"action", action}};
-  if (o.connected) request["disconnected"] = false;
-  if (o.disconnected) request["disconnected"] = true;
-  if (!o.tag.empty()) request["tag"] = o.tag;
-  return request;
-}
-
-
-// The reference CLI's layout: a title line, then "  key : value" lines unless --short.
-void print_devices(const nlohmann::ordered_json& devices, bool usb, bool short_form) {
-  for (const auto& d : devices) {
-    if (usb)
-      std::cout << text(d["vid"]) << ":" << text(d["pid"]) << " " << text(d["vendor_name"]) << " " << text(d["product_name"]) << "\n";
-    else
-      std::cout << text(d["address"]) << " " << text(d["vid"]) << ":" << text(d["did"]) << " " << text(d["vendor_name"])
-                << " " << text(d["device_name"]) << "\n";
-    if (short_form) continue;
-    for (const auto& [key, value] : d.items()) std::cout << "  " << key << " : " << text(value) << "\n";
-  }
-}
-
-// "event: vid:pid product (node) vm X", with whatever of that the event carries.
-std::string describe_event(const json& e) {
-  std::string s = text(e.value("event", json("?")));
-  auto field = [](const json& d, const char* key) { return d.contains(key) && !d[key].is_null() ? text(d[key]) : ""; };
-  if (e.contains("usb_device")) {
-    const auto& d = e["usb_device"];
-    s += ":";
-    if (d.contains("vid")) s += " " + field(d, "vid") + ":" + field(d, "pid");
-    if (!field(d, "product_name").empty()) s += " " + field(d, "product_name");
-    s += " (" + field(d, "device_node") + ")";
-  } else if (e.contains("pci_device")) {
-    const auto& d = e["pci_device"];
-    s += ": " + field(d, "address") + " " + field(d, "vid") + ":" + field(d, "did");
-  }
-  if (e.contains("vm")) s += " vm " + text(e["vm"]);
-  if (e.contains("allowed_vms")) s += " allowed " + e["allowed_vms"].dump();
-  return s;
-}
-
-int list(const vhp::ClientOptions& options, const char* action, const char* key, const ListOptions& o, bool as_json) {
-  vhp::ApiClient client(options);
-  client.send(list_request(action, o));
-  auto response = nlohmann::ordered_json::parse(client.read_line());  // keeps the daemon's key order
-  if (response.value("result", "") != "ok") {
-    std::cerr << "error: " << text(response.value("error", json("unknown error"))) << "\n";
-    return 1;
-  }
-  if (as_json) std::cout << response[key].dump() << "\n";
-  else print_devices(response[key], std::string(key) == "usb_devices", o.short_form);
-  return 0;
-}
-
-// Prints every event; when the daemon goes away, reconnects every 3 s (as the reference CLI does).
+// Prints every event (the reference: "INFO {'event': …}" on stderr; --json: the line on stdout).
+// Reconnects every 3 s when the daemon goes away, also when it is not back yet (the reference
+// gives up then).
 int listen(vhp::ClientOptions options, bool as_json) {
   options.timeout_ms = 0;
+  log("INFO", "Listening for notifications");
   while (true) {
     try {
-      vhp::ApiClient client(options);
-      auto response = client.request({{"action", "enable_notifications"}});
-      if (response.value("result", "") != "ok") throw std::runtime_error(text(response.value("error", json("refused"))));
-      std::cerr << "listening for events\n";
+      Session session(options);
+      auto reply = session.request({{"action", "enable_notifications"}});
+      if (reply.value("result", json()) != "ok") log("ERROR", "Failed to enable notifications: " + vhp::python_repr(reply));
+      auto& client = session.connect();
       while (true) {
-        auto line = client.read_line();
-        if (as_json) std::cout << line << std::endl;
-        else std::cout << describe_event(json::parse(line, nullptr, false)) << std::endl;
+        std::string line;
+        try {
+          line = client.read_line();
+        } catch (const std::exception&) {
+          throw Failure("API connection for notifications closed by remote");
+        }
+        if (as_json) {
+          std::cout << line << std::endl;
+          continue;
+        }
+        auto event = json::parse(line, nullptr, false);
+        if (event.is_discarded()) log("ERROR", "Invalid JSON in API notification: " + line);
+        else log("INFO", vhp::python_repr(event));
       }
     } catch (const std::exception& e) {
-      std::cerr << "connection lost (" << e.what() << "); reconnecting in 3 s\n";
+      log("WARNING", std::string("Notification listener error: ") + e.what());
+      log("WARNING", "Reconnecting in 3 sec...");
     }
     std::this_thread::sleep_for(std::chrono::seconds(3));
   }
@@ -165,51 +176,89 @@ int listen(vhp::ClientOptions options, bool as_json) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"vhotplugctl: control vhotplugd"};
+  std::string name = std::filesystem::path(argc > 0 ? argv[0] : "vhotplugcli").filename().string();
+  CLI::App app{"CLI tool for managing virtual hotplug devices", name};
   app.require_subcommand(1);
   vhp::ClientOptions options;
-  options.transport = vhp::default_transport();
-  bool as_json = false, debug = false;
-  app.add_option("-t,--transport", options.transport, "unix, tcp or vsock")
-      ->check(CLI::IsMember({"unix", "tcp", "vsock"}))->capture_default_str();
+  std::string transport;
+  bool as_json = false;
+  app.add_flag("-d,--debug,!--no-debug", debug, "Enable debug messages");
+  app.add_option("-t,--transport", transport, "Transport type (default: vsock when running in a VM, otherwise unix)")
+      ->check(CLI::IsMember({"unix", "tcp", "vsock"}));
   app.add_option("-u,--path", options.path, "Unix socket path")->capture_default_str();
   app.add_option("-s,--host", options.host, "TCP host")->capture_default_str();
   app.add_option("-p,--net-port", options.port, "TCP or VSOCK port")->capture_default_str();
-  app.add_option("-c,--cid", options.cid, "VSOCK CID of the daemon")->capture_default_str();
-  app.add_flag("-d,--debug", debug, "Verbose output");
-  app.add_flag("--json", as_json, "Print raw JSON, for scripts");
+  app.add_option("-c,--cid", options.cid, "VSOCK CID")->capture_default_str();
+  app.add_flag("--json", as_json, "Print lists and events as JSON (ours)");
 
-  ListOptions usb_opts, pci_opts;
-  SelectOptions attach_opts, detach_opts;
-  PciSelectOptions pci_attach_opts, pci_detach_opts;
+  ListOptions usb_list_opts, pci_list_opts;
+  UsbSelect usb_attach_opts, usb_detach_opts;
+  PciSelect pci_attach_opts, pci_detach_opts;
+  std::string usb_suspend_vm, usb_resume_vm, pci_suspend_vm, pci_resume_vm;
   auto* usb = app.add_subcommand("usb", "USB devices")->require_subcommand(1);
-  auto* usb_list = usb->add_subcommand("list", "List USB devices that rules allow to pass through");
-  add_list_options(usb_list, usb_opts);
   auto* usb_attach = usb->add_subcommand("attach", "Attach a USB device to a VM");
-  add_select_options(usb_attach, attach_opts, true);
-  auto* usb_detach = usb->add_subcommand("detach", "Detach a USB device; it stays on the host until attached again");
-  add_select_options(usb_detach, detach_opts, false);
+  for (auto [cmd, o] : {std::pair{usb_attach, &usb_attach_opts}, std::pair{usb->add_subcommand("detach", "Detach a USB device; it stays on the host until attached again"), &usb_detach_opts}}) {
+    cmd->add_option("--devnode", o->devnode, "Device node, e.g. /dev/bus/usb/003/012");
+    cmd->add_option("--bus", o->bus, "Bus number (with --port)");
+    cmd->add_option("--port", o->port, "Root port, or a port path such as 2.1 (with --bus)");
+    cmd->add_option("--vid", o->vid, "Vendor ID (with --pid)");
+    cmd->add_option("--pid", o->pid, "Product ID (with --vid)");
+    cmd->add_option("--tag", o->tag, "Every device whose rule has this tag");
+  }
+  usb_attach->add_option("--vm", usb_attach_opts.vm, "Target VM (one of the device's allowed VMs)");
+  auto* usb_detach = usb->get_subcommand("detach");
+  auto* usb_list = usb->add_subcommand("list", "List USB devices that rules allow to pass through");
+  add_list_options(usb_list, usb_list_opts);
+  auto* usb_suspend = usb->add_subcommand("suspend", "Detach USB devices before the host sleeps (skipOnSuspend ones stay)");
+  usb_suspend->add_option("--vm", usb_suspend_vm, "Only this VM's devices");
+  auto* usb_resume = usb->add_subcommand("resume", "Attach USB devices by rule again after the host woke");
+  usb_resume->add_option("--vm", usb_resume_vm, "Only this VM's devices");
+
   auto* pci = app.add_subcommand("pci", "PCI devices")->require_subcommand(1);
-  auto* pci_list = pci->add_subcommand("list", "List PCI devices that rules allow to pass through");
-  add_list_options(pci_list, pci_opts);
   auto* pci_attach = pci->add_subcommand("attach", "Bind a PCI device to vfio-pci and attach it to its VM");
-  add_pci_select_options(pci_attach, pci_attach_opts, true);
   auto* pci_detach = pci->add_subcommand("detach", "Detach a PCI device and give it back to its host driver; it stays on the host until attached again");
-  add_pci_select_options(pci_detach, pci_detach_opts, false);
+  for (auto [cmd, o] : {std::pair{pci_attach, &pci_attach_opts}, std::pair{pci_detach, &pci_detach_opts}}) {
+    cmd->add_option("--address", o->address, "PCI address, e.g. 0000:00:14.3");
+    cmd->add_option("--vid", o->vid, "Vendor ID (with --did)");
+    cmd->add_option("--did", o->did, "Device ID (with --vid)");
+    cmd->add_option("--tag", o->tag, "Every device whose rule has this tag");
+  }
+  pci_attach->add_option("--vm", pci_attach_opts.vm, "Target VM (must be the rule's targetVm)");
+  auto* pci_list = pci->add_subcommand("list", "List PCI devices that rules allow to pass through");
+  add_list_options(pci_list, pci_list_opts);
+  auto* pci_suspend = pci->add_subcommand("suspend", "Detach PCI devices before the host sleeps (skipOnSuspend ones stay)");
+  pci_suspend->add_option("--vm", pci_suspend_vm, "Only this VM's devices");
+  auto* pci_resume = pci->add_subcommand("resume", "Attach PCI devices by rule again after the host woke");
+  pci_resume->add_option("--vm", pci_resume_vm, "Only this VM's devices");
   auto* listen_cmd = app.add_subcommand("listen", "Print device events as they happen");
-  CLI11_PARSE(app, argc, argv);
 
   try {
-    if (*usb_list) return list(options, "usb_list", "usb_devices", usb_opts, as_json);
-    if (*usb_attach) return act(options, select_request("usb_attach", attach_opts));
-    if (*usb_detach) return act(options, select_request("usb_detach", detach_opts));
-    if (*pci_list) return list(options, "pci_list", "pci_devices", pci_opts, as_json);
-    if (*pci_attach) return act(options, pci_select_request("pci_attach", pci_attach_opts));
-    if (*pci_detach) return act(options, pci_select_request("pci_detach", pci_detach_opts));
-    if (*listen_cmd) return listen(options, as_json);
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {  // as argparse: usage, "<prog>: error: …", exit code 2
+    std::cerr << app.help() << name << ": error: " << e.what() << std::endl;
+    return 2;
+  }
+
+  options.transport = transport.empty() ? vhp::default_transport() : transport;
+  try {
+    Session session(options);
+    auto done = [](const char* what) { log("INFO", std::string("Successfully ") + what); };
+    if (*usb_list) list(session, true, usb_list_opts, as_json);
+    else if (*usb_attach) act(session, usb_request("usb_attach", usb_attach_opts, true), "Failed to attach USB"), done("attached");
+    else if (*usb_detach) act(session, usb_request("usb_detach", usb_detach_opts, false), "Failed to detach USB"), done("detached");
+    else if (*usb_suspend) act(session, {{"action", "usb_suspend"}, {"vm", optional(usb_suspend_vm)}}, "Failed to suspend USB"), done("suspended");
+    else if (*usb_resume) act(session, {{"action", "usb_resume"}, {"vm", optional(usb_resume_vm)}}, "Failed to resume USB"), done("resumed");
+    else if (*pci_list) list(session, false, pci_list_opts, as_json);
+    else if (*pci_attach) act(session, pci_request("pci_attach", pci_attach_opts, true), "Failed to attach PCI"), done("attached");
+    else if (*pci_detach) act(session, pci_request("pci_detach", pci_detach_opts, false), "Failed to detach PCI"), done("detached");
+    else if (*pci_suspend) act(session, {{"action", "pci_suspend"}, {"vm", optional(pci_suspend_vm)}}, "Failed to suspend PCI"), done("suspended");
+    else if (*pci_resume) act(session, {{"action", "pci_resume"}, {"vm", optional(pci_resume_vm)}}, "Failed to resume PCI"), done("resumed");
+    else if (*listen_cmd) return listen(options, as_json);
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    log("ERROR", e.what());
     return 1;
   }
-  return 1;
+  return 0;
 }
