@@ -9,6 +9,7 @@
 
 #include "api/client.h"
 #include "support/fake_qmp.h"
+#include "support/fake_qemu_pci.h"
 #include "support/fake_vfio_kernel.h"
 #include "support/host_fixture.h"
 #include "support/process.h"
@@ -415,6 +416,84 @@ TEST_F(Passthrough, QemusRefusalOfAPciDeviceIsTheAnswerAndTheHostKeepsIt) {
   for (const auto& child : peripherals) EXPECT_NE(child["type"], "child<vfio-pci>");
   // The kill switch's block of a card that never reached its VM: nothing to detach.
   EXPECT_EQ(request({{"action", "pci_detach"}, {"tag", "net"}})["result"], "ok");
+}
+
+}  // namespace
+}  // namespace vhp
+
+namespace vhp {
+namespace {
+
+// Ghaf's kill switch, as killswitch.nix drives it through vhotplugcli: block, read the status,
+// unblock, for its four tags (cam and bt on USB in a real QEMU VM, net and audio on PCI in VMs
+// answering with QEMU's captured replies), with a daemon restart and a VM restart in between that
+// must keep every block.
+TEST_F(Passthrough, TheKillSwitchCycleForItsFourTagsSurvivesRestarts) {
+  test::FakeVfioKernel kernel(std::filesystem::path(tb.sys_dir()).parent_path(), {"iwlwifi", "snd_hda_intel"});
+  test::FakeQemuPci net_vm(dir / "net-vm.qmp"), audio_vm(dir / "audio-vm.qmp");
+  tb.plug({.parent = host.root_hub, .name = "1-9", .busnum = 1, .devnum = 60, .vid = "04f2", .pid = "b7b4", .manufacturer = "Chicony",
+           .product = "Integrated Camera", .serial = "0001", .cls = 0xef, .subclass = 2, .protocol = 1,
+           .interfaces = {{0x0e, 1, 0, "uvcvideo"}, {0x0e, 2, 0, "uvcvideo"}}, .dev_node = true});
+  tb.plug({.parent = host.root_hub, .name = "1-10", .busnum = 1, .devnum = 61, .vid = "8087", .pid = "0033", .product = "AX211 Bluetooth",
+           .cls = 0xe0, .subclass = 1, .protocol = 1, .interfaces = {{0xe0, 1, 1, "btusb"}, {0xe0, 1, 1, "btusb"}}, .dev_node = true});
+  json config = json::parse(R"({
+    "usbPassthrough": [
+      {"targetVm": "vm1", "tag": "cam", "allow": [{"vendorId": "04f2", "productId": "b7b4"}]},
+      {"targetVm": "vm1", "tag": "bt", "allow": [{"interfaceClass": 224, "interfaceSubclass": 1, "interfaceProtocol": 1}]}],
+    "pciPassthrough": [
+      {"targetVm": "net-vm", "tag": "net", "allow": [{"address": "0000:00:14.3"}]},
+      {"targetVm": "audio-vm", "tag": "audio", "allow": [{"deviceClass": 4, "deviceSubclass": 3}]}]})");
+  config["vms"] = {{{"name", "vm1"}, {"type", "qemu"}, {"socket", vm1.socket()}},
+                   {{"name", "net-vm"}, {"type", "qemu"}, {"socket", dir / "net-vm.qmp"}},
+                   {{"name", "audio-vm"}, {"type", "qemu"}, {"socket", dir / "audio-vm.qmp"}}};
+  config["general"] = {{"statePath", dir / "state.json"}, {"api", {{"transports", {"unix"}}, {"unixSocket", socket_path}}}};
+  std::ofstream(dir / "vhotplug.conf") << config.dump(2);
+
+  auto cli = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{VHOTPLUGCLI_BINARY, "-t", "unix", "-u", socket_path};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return test::run_capture(argv);
+  };
+  // killswitch.nix's status: `vhotplugcli <bus> list --tag T --connected` prints nothing when blocked.
+  auto status = [&](const std::string& bus, const std::string& t) {
+    auto r = cli({bus, "list", "--tag", t, "--connected", "--short"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.empty() ? "blocked" : "unblocked";
+  };
+  const std::vector<std::pair<std::string, std::string>> tags{{"usb", "cam"}, {"usb", "bt"}, {"pci", "net"}, {"pci", "audio"}};
+  auto all = [&](const char* expected) {
+    return std::ranges::all_of(tags, [&](const auto& t) { return status(t.first, t.second) == std::string(expected); });
+  };
+  auto in_vms = [&] { return vm1.usb_ids().size() + net_vm.held().size() + audio_vm.held().size(); };
+
+  start_daemon({"-a"});
+  ASSERT_TRUE(eventually([&] { return in_vms() == 4; })) << log();
+  EXPECT_TRUE(all("unblocked"));
+  for (const auto& [bus, t] : tags) {
+    auto r = cli({bus, "detach", "--tag", t});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "INFO Successfully detached\n");
+  }
+  EXPECT_TRUE(all("blocked"));
+  EXPECT_EQ(in_vms(), 0u);
+  EXPECT_EQ(kernel.driver("0000:00:14.3"), "iwlwifi");
+
+  daemon->stop(SIGTERM);  // a daemon restart keeps every block
+  start_daemon({"-a"});
+  EXPECT_TRUE(all("blocked"));
+  vm1.kill();  // and so does a VM restart
+  vm1.start();
+  ASSERT_TRUE(eventually([&] { return log().find("vm vm1: devices reconciled") != std::string::npos; })) << log();
+  EXPECT_TRUE(all("blocked"));
+  EXPECT_EQ(in_vms(), 0u);
+
+  for (const auto& [bus, t] : tags) EXPECT_EQ(cli({bus, "attach", "--tag", t}).exit_code, 0);
+  EXPECT_TRUE(all("unblocked"));
+  EXPECT_EQ(in_vms(), 4u);
+  daemon->stop(SIGTERM);  // unblocked survives a restart too, without attaching anything twice
+  start_daemon({"-a"});
+  EXPECT_TRUE(eventually([&] { return all("unblocked"); })) << log();
+  EXPECT_EQ(in_vms(), 4u);
 }
 
 }  // namespace

@@ -116,7 +116,10 @@ struct UsbSelect {
 json usb_request(const char* action, const UsbSelect& o, bool with_vm) {
   json request{{"action", action}};
   if (!o.devnode.empty()) request["device_node"] = o.devnode;
-  else if (o.bus && !o.port.empty()) request["bus"] = o.bus, request["port"] = o.port;
+  else if (o.bus && !o.port.empty()) {  // a root port as a number, as the reference sends it; a port path ("2.1", ours) as text
+    request["bus"] = o.bus;
+    request["port"] = o.port.find_first_not_of("0123456789") == std::string::npos ? json(std::stoi(o.port)) : json(o.port);
+  }
   else if (!o.tag.empty()) return json{{"action", action}, {"tag", o.tag}};  // a tag takes each rule's VM
   else if (!o.vid.empty() && !o.pid.empty()) request["vid"] = o.vid, request["pid"] = o.pid;
   else throw Failure("You must specify either --devnode or --bus and --port or --vid and --pid or --tag");
