@@ -159,6 +159,23 @@ TEST_F(HostFlows, UsbSuspendTakesDevicesOutAndResumePutsThemBack) {
   EXPECT_TRUE(vm("vm1").holds(1, 5));
 }
 
+// A device whose rule offers several VMs and that -a placed (no saved choice): re-enumerated under a
+// new address during the sleep, its plug asks the user; resume puts it back where it was instead.
+TEST_F(HostFlows, ResumeFindsASuspendedDeviceUnderItsNewAddress) {
+  write_config(json::parse(R"({"usbPassthrough": [{"allowedVms": ["vm2", "vm1"], "tag": "storage", "allow": [{"interfaceClass": 8}]}]})"));
+  start(true);
+  ASSERT_TRUE(run_until(io(), [&] { return usb_vm(kStickNode) == "vm2"; }));  // the first allowed VM
+  ASSERT_EQ(request(UsbSuspend{}).error, std::nullopt);
+  tb.unplug(host.stick);
+  tb.plug({.parent = host.root_hub, .name = "1-3", .busnum = 1, .devnum = 14, .vid = "0781", .pid = "5581", .manufacturer = "SanDisk",
+           .product = "Ultra", .serial = "4C530001230509115384", .interfaces = {{8, 6, 0x50, "usb-storage"}}, .dev_node = true});
+  ASSERT_TRUE(run_until(io(), [&] { return std::ranges::any_of(seen, [](const ManagerEvent& e) { return std::holds_alternative<UsbSelectVm>(e); }); }));
+  EXPECT_EQ(request(UsbResume{}).error, std::nullopt);
+  EXPECT_EQ(usb_vm("/dev/bus/usb/001/014"), "vm2");
+  EXPECT_TRUE(vm("vm2").holds(1, 14));
+  EXPECT_TRUE(daemon->manager().pending_selections().empty());  // answered by the resume
+}
+
 TEST_F(HostFlows, SuspendAndResumeOfOneVm) {
   start(true);
   ASSERT_TRUE(run_until(io(), [&] { return settled(); }));

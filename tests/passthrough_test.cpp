@@ -498,3 +498,40 @@ TEST_F(Passthrough, TheKillSwitchCycleForItsFourTagsSurvivesRestarts) {
 
 }  // namespace
 }  // namespace vhp
+
+namespace vhp {
+namespace {
+
+// Ghaf's power scripts on real QEMU: `usb suspend` before sleep takes the key out of vm1; during
+// the sleep the key comes back under a new address (the host re-enumerates USB on resume); `usb
+// resume` puts it into vm1 at its new address, and the stick that belongs to vm2 goes back too.
+TEST_F(Passthrough, SuspendAndResumeThroughVhotplugcliOnRealQemu) {
+  start_daemon();
+  auto cli = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{VHOTPLUGCLI_BINARY, "-t", "unix", "-u", socket_path};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return test::run_capture(argv);
+  };
+  auto key = plug_key(40, "1-2.2", "SLEEPY");
+  plug_stick(50, "1-9", "STICK50");
+  ASSERT_TRUE(eventually([&] { return attached(40, "vm1"); })) << log();
+  ASSERT_EQ(request({{"action", "usb_attach"}, {"device_node", "/dev/bus/usb/001/050"}, {"vm", "vm2"}})["result"], "ok");
+
+  auto suspend = cli({"usb", "suspend"});
+  EXPECT_EQ(suspend.exit_code, 0) << suspend.err;
+  EXPECT_EQ(suspend.err, "INFO Successfully suspended\n");
+  EXPECT_TRUE(vm1.usb_ids().empty());
+  EXPECT_TRUE(vm2.usb_ids().empty());
+  EXPECT_EQ(state()["disconnected_devices"], json::array());  // not the user's detach
+
+  tb.unplug(key);  // re-enumerated during the sleep: same key, new address
+  plug_key(44, "1-2.2", "SLEEPY");
+  ASSERT_TRUE(eventually([&] { return attached(44, "vm1"); })) << log();  // its plug already puts it back (a rule)
+  auto resume = cli({"usb", "resume"});
+  EXPECT_EQ(resume.exit_code, 0) << resume.err;
+  EXPECT_EQ(vm1.usb_ids(), std::vector<std::string>{"vhp-usb-1-44"});
+  EXPECT_EQ(vm2.usb_ids(), std::vector<std::string>{"vhp-usb-1-50"});  // the user's choice, without asking again
+}
+
+}  // namespace
+}  // namespace vhp

@@ -467,10 +467,16 @@ asio::awaitable<CommandResult> Passthrough::resume_command(UsbResume command, Ca
   const auto devices = manager_.registry().usb_devices();  // a copy: plugs and unplugs go on meanwhile
   for (const auto& d : devices) {
     if (d.is_hub) continue;
+    // What the suspend took, found by identity whatever its address now, and what was on its way.
     auto was_in = placements_.take_suspended(d);
+    auto wanted = placements_.wanted(d);
+    if (!was_in && !wanted) continue;
     auto match = manager_.policy().match_usb(d);
     if (!match || placements_.is_disconnected(d) || manager_.held_by_host(d)) continue;
-    std::string vm = was_in && match->allows(*was_in) ? *was_in : match->target_vm ? *match->target_vm : autoselect(d, *match);
+    std::string vm = was_in && match->allows(*was_in)   ? *was_in
+                     : wanted && match->allows(*wanted) ? *wanted
+                     : match->target_vm                 ? *match->target_vm
+                                                        : autoselect(d, *match);
     if (command.vm && *command.vm != vm) {
       if (was_in) placements_.suspended(d, *was_in);  // another VM's resume will want it
       continue;

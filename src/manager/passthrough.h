@@ -61,8 +61,8 @@ class Passthrough {
   boost::asio::awaitable<CommandResult> attach_command(UsbAttach command, Cause cause);
   boost::asio::awaitable<CommandResult> detach_command(UsbDetach command, Cause cause);
   boost::asio::awaitable<CommandResult> suspend_command(UsbSuspend command, Cause cause);
-  // The reference's attach_connected_usb: every device a rule allows and the user has not detached,
-  // to the VM it was suspended from, else its target, saved choice or first allowed VM; no prompt.
+  // What the suspend took (found by identity, whatever its address now) and what was on its way to
+  // a VM goes back, if the rules still allow it and the user has not detached it; no prompt.
   boost::asio::awaitable<CommandResult> resume_command(UsbResume command, Cause cause);
   // The user's saved VM if the rule still allows it; autoselect: that, else the first allowed VM.
   std::optional<std::string> saved_choice(const UsbDevice& d, const UsbMatch& match) const;
