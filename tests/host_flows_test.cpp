@@ -176,6 +176,51 @@ TEST_F(HostFlows, ResumeFindsASuspendedDeviceUnderItsNewAddress) {
   EXPECT_TRUE(daemon->manager().pending_selections().empty());  // answered by the resume
 }
 
+// A suspend while an attach is on its way: the attach is undone when it ends, and resume brings
+// the device back.
+TEST_F(HostFlows, ASuspendDuringAnAttachWins) {
+  start();
+  vm("vm1").hold_attaches();
+  std::optional<CommandResult> attaching;
+  request(attach_node(kCamNode), attaching);
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  EXPECT_EQ(request(UsbSuspend{}).error, std::nullopt);
+  vm("vm1").release();
+  ASSERT_TRUE(run_until(io(), [&] { return attaching.has_value(); }));
+  EXPECT_FALSE(vm("vm1").holds(1, 5));
+  EXPECT_EQ(request(UsbResume{}).error, std::nullopt);
+  EXPECT_EQ(usb_vm(kCamNode), "vm1");
+}
+
+// The user detaches a device between suspend and resume (the kill switch while the lid is shut):
+// the detach is kept, and resume leaves the device on the host.
+TEST_F(HostFlows, ADetachBetweenSuspendAndResumeIsKept) {
+  start(true);
+  ASSERT_TRUE(run_until(io(), [&] { return settled(); }));
+  ASSERT_EQ(request(UsbSuspend{}).error, std::nullopt);
+  EXPECT_EQ(request(tag(false, "cam")).error, std::nullopt);
+  DeviceSelector s;
+  s.device_node = kStickNode;
+  EXPECT_EQ(request(UsbDetach{s}).error, std::nullopt);  // not attached, but taken out for the suspend: it counts
+  EXPECT_EQ(request(UsbResume{}).error, std::nullopt);
+  EXPECT_EQ(usb_vm(kCamNode), std::nullopt);
+  EXPECT_EQ(usb_vm(kStickNode), std::nullopt);
+  EXPECT_TRUE(daemon->manager().placements().is_disconnected(*usb(kStickNode)));
+}
+
+// A VM that is down when the host wakes is not a failed resume: its devices arrive when it starts.
+TEST_F(HostFlows, ResumeWithAVmDownSucceedsAndTheVmGetsItsDevicesLater) {
+  start(true);
+  ASSERT_TRUE(run_until(io(), [&] { return settled(); }));
+  ASSERT_EQ(request(UsbSuspend{}).error, std::nullopt);
+  ASSERT_EQ(request(PciSuspend{}).error, std::nullopt);
+  vm("vm1").go_down();
+  EXPECT_EQ(request(UsbResume{}).error, std::nullopt);
+  EXPECT_EQ(request(PciResume{}).error, std::nullopt);
+  vm("vm1").come_up();
+  ASSERT_TRUE(run_until(io(), [&] { return usb_vm(kCamNode) == "vm1" && pci_vm("0000:00:14.3") == "vm1"; }));
+}
+
 TEST_F(HostFlows, SuspendAndResumeOfOneVm) {
   start(true);
   ASSERT_TRUE(run_until(io(), [&] { return settled(); }));

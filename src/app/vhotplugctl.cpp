@@ -30,6 +30,28 @@ struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A daemon's line as JSON, nested at most 64 deep (printing recurses); discarded when it is not JSON.
+json parse_bounded(const std::string& line) {
+  struct TooDeep {};
+  try {
+    return json::parse(line, [](int depth, json::parse_event_t, json&) {
+      if (depth > 64) throw TooDeep{};
+      return true;
+    }, false);
+  } catch (const TooDeep&) {
+    return json(json::value_t::discarded);
+  }
+}
+
+std::string next_line(vhp::ApiClient& client) {
+  try {
+    return client.read_line();
+  } catch (const std::exception& e) {
+    if (std::string(e.what()).find("End of file") != std::string::npos) throw Failure("API connection closed by remote");
+    throw;
+  }
+}
+
 class Session {
  public:
   explicit Session(vhp::ClientOptions options) : options_(std::move(options)) {}
@@ -38,7 +60,7 @@ class Session {
     connect();
     log_debug("Sending: " + message.dump() + "\n");
     client_->send(message);
-    auto reply = json::parse(client_->read_line(), nullptr, false);
+    auto reply = parse_bounded(next_line(*client_));
     if (reply.is_discarded()) throw Failure("Invalid JSON in API response");
     log_debug("Received: " + vhp::python_repr(reply));
     return reply;
@@ -164,7 +186,7 @@ int listen(vhp::ClientOptions options, bool as_json) {
           std::cout << line << std::endl;
           continue;
         }
-        auto event = json::parse(line, nullptr, false);
+        auto event = parse_bounded(line);
         if (event.is_discarded()) log("ERROR", "Invalid JSON in API notification: " + line);
         else log("INFO", vhp::python_repr(event));
       }
@@ -182,6 +204,7 @@ int main(int argc, char** argv) {
   std::string name = std::filesystem::path(argc > 0 ? argv[0] : "vhotplugcli").filename().string();
   CLI::App app{"CLI tool for managing virtual hotplug devices", name};
   app.require_subcommand(1);
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // as argparse: the last one counts
   vhp::ClientOptions options;
   std::string transport;
   bool as_json = false;
@@ -245,6 +268,9 @@ int main(int argc, char** argv) {
   }
 
   options.transport = transport.empty() ? vhp::default_transport() : transport;
+  // Lists answer at once; an attach, a tag, a suspend or a resume waits for VMs (each operation
+  // has its deadline in the daemon), so those wait as long as the daemon takes, as the reference.
+  if (!*usb_list && !*pci_list) options.timeout_ms = 0;
   try {
     Session session(options);
     auto done = [](const char* what) { log("INFO", std::string("Successfully ") + what); };

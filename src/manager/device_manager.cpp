@@ -27,7 +27,7 @@ bool has_storage_interface(const UsbDevice& d) {
 }  // namespace
 
 std::optional<std::string> DeviceManager::held_by_host(const UsbDevice& d) const {
-  if (!has_storage_interface(d)) return std::nullopt;
+  if (d.is_hub || !has_storage_interface(d)) return std::nullopt;
   auto id = persistent_id(d);
   auto mounts = mounts_behind(d.sys_path, host_);
   if (mounts.empty()) {

@@ -77,6 +77,7 @@ void Passthrough::start() {
   }
   devices_ = manager_.registry().subscribe([this](const DeviceEvent& e) { on_device_event(e); });
   migrate_reference_ids(manager_.registry().usb_devices());
+  for (const auto& d : manager_.registry().usb_devices()) (void)manager_.held_by_host(d);  // learn the host's disks now, before any re-enumeration
   if (attach_connected_)
     for (const auto& d : manager_.registry().usb_devices())
       if (!d.is_hub) spawn(plugged(d, Arrival::Start), "attaching a connected device");
@@ -215,6 +216,7 @@ asio::awaitable<void> Passthrough::attach(UsbDevice d, std::string vm, Cause cau
     if (a->vm == vm) co_return;
     spdlog::info("usb {}: moving from {} to {}", friendly_name(d), a->vm, vm);
     co_await detach_or_log(d, cause, "removing it from its previous VM");
+    if (auto why = manager_.held_by_host(d)) throw VmError(*why);  // mounted meanwhile
   }
   auto& target = running_vm(vm);
   co_await target.attach_usb(d);
@@ -432,8 +434,10 @@ asio::awaitable<CommandResult> Passthrough::detach_command(UsbDetach command, Ca
   if (devices.empty()) co_return CommandResult::failed(not_found(s));
   if (devices.size() > 1) co_return CommandResult::failed(ambiguous(devices));
   const auto d = devices.front();
-  // Not attached and not on its way (an attach in flight, or waiting for its VM): nothing changes, as the reference.
-  if (!placements_.attachment(d) && !placements_.wanted(d))
+  // Not attached and not on its way (an attach in flight, or waiting for its VM, or taken out for a
+  // host suspend): nothing changes, as the reference.
+  bool suspended = placements_.take_suspended(d).has_value();
+  if (!placements_.attachment(d) && !placements_.wanted(d) && !suspended)
     co_return CommandResult::failed("Device " + friendly_name(d) + " is not attached to any VM");
   forget(d);
   co_await detach(d, cause);
@@ -452,6 +456,13 @@ asio::awaitable<CommandResult> Passthrough::suspend_command(UsbSuspend command, 
         continue;
       }
       leaving.emplace_back(*d, name);
+    }
+    for (const auto& path : placements_.wanted_on(name)) {  // on its way: its attach is undone when it ends
+      const auto* d = manager_.registry().find_usb(path);
+      if (!d || placements_.attachment(*d)) continue;
+      if (auto match = manager_.policy().match_usb(*d); match && match->skip_on_suspend) continue;
+      placements_.suspended(*d, name);
+      placements_.unwant(*d, cause);
     }
   }
   for (const auto& [d, vm] : leaving) {  // not the user's detach: nothing is persisted
@@ -485,8 +496,8 @@ asio::awaitable<CommandResult> Passthrough::resume_command(UsbResume command, Ca
     if (!still_present(manager_.registry(), d)) continue;  // unplugged during an earlier device's attach
     placements_.want(d, vm, cause);
     placements_.answered(d);
-    if (auto* target = this->vm(vm); target && !target->unsupported() && !target->running()) {
-      spdlog::info("usb {}: resume: VM {} is not running; attaching when it starts", friendly_name(d), vm);
+    if (auto* target = this->vm(vm); !target || target->unsupported() || !target->running()) {  // not a failed attach
+      spdlog::info("usb {}: resume: VM {} cannot take it now; it stays wanted there", friendly_name(d), vm);
       continue;
     }
     auto error = co_await error_of(attach(d, vm, cause));
@@ -494,6 +505,7 @@ asio::awaitable<CommandResult> Passthrough::resume_command(UsbResume command, Ca
     spdlog::error("usb {}: resume: attach to {} failed: {}", friendly_name(d), vm, error);
     failures += (failures.empty() ? "" : "; ") + error;
   }
+  if (!command.vm) placements_.forget_suspended();  // what did not come back is no longer the suspend's
   if (!failures.empty()) co_return CommandResult::failed(failures);
   co_return CommandResult::ok();
 }

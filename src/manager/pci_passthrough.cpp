@@ -417,6 +417,10 @@ asio::awaitable<CommandResult> PciPassthrough::suspend_command(PciSuspend comman
   std::vector<PciDevice> leaving;
   for (const auto& [d, match] : manager_.pci_matched()) {
     auto in = placements_.vm_of(d.address);
+    if (!in && placements_.wanted(d.address) && (!command.vm || *command.vm == *placements_.wanted(d.address)) && !match.skip_on_suspend) {
+      placements_.unwant(d, cause);  // on its way: its attach is undone when it ends
+      continue;
+    }
     if (!in || (command.vm && *command.vm != *in)) continue;
     if (match.skip_on_suspend) {
       spdlog::info("pci {}: stays in {} over the suspend (skipOnSuspend)", friendly_name(d), *in);
@@ -437,6 +441,10 @@ asio::awaitable<CommandResult> PciPassthrough::resume_command(PciResume command,
     if (placements_.is_disconnected(d.address) || (command.vm && *command.vm != match.target_vm)) continue;
     if (placements_.vm_of(d.address) == match.target_vm) continue;
     placements_.want(d, match.target_vm, cause);
+    if (auto* target = owner_.vm(match.target_vm); !target || target->unsupported() || !target->running()) {  // not a failed attach
+      spdlog::info("pci {}: resume: VM {} cannot take it now; it stays wanted there", friendly_name(d), match.target_vm);
+      continue;
+    }
     auto error = co_await error_of(attach(d, match.target_vm, cause));
     if (error.empty()) continue;
     spdlog::error("pci {}: resume: attach to {} failed: {}", friendly_name(d), match.target_vm, error);

@@ -46,6 +46,7 @@ class Placements {
   // Taken out of `vm` for a host suspend: usb_resume puts it back there, whatever its address then.
   void suspended(const UsbDevice& d, const std::string& vm);
   std::optional<std::string> take_suspended(const UsbDevice& d);  // and forgets it
+  void forget_suspended() { suspended_.clear(); }
 
   // The device is gone: nothing runtime about it stays (the persisted choices do).
   void unplugged(const UsbDevice& d);
