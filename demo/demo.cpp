@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
   ctl(socket, {"usb", "list", "--short"});
 
   say("A client listens for events (vhotplugctl listen)");
-  test::Child listen({VHOTPLUGCTL_BINARY, "-t", "unix", "-u", socket, "listen"}, dir / "events.log", "/dev/null");
+  // As the reference CLI, it prints each event to stderr as "INFO {Python repr}".
+  test::Child listen({VHOTPLUGCTL_BINARY, "-t", "unix", "-u", socket, "listen"}, "/dev/null", dir / "events.log");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto show_events = [&, shown = std::size_t{0}]() mutable {
     auto text = test::read_file(dir / "events.log");
