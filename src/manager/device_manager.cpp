@@ -13,9 +13,6 @@ bool passes(const ListFilter& filter, const std::optional<std::string>& tag, boo
   return !filter.disconnected || *filter.disconnected == disconnected;
 }
 
-// A pciIommuSkipIfShared rule neither attaches nor lists a device that shares its IOMMU group.
-bool shared_group_skipped(const PciDevice& d, const PciMatch& m) { return m.iommu_skip_if_shared && d.iommu_group_members.size() > 1; }
-
 // A USB device with a mass-storage interface (class 08): only those can carry a block device.
 bool has_storage_interface(const UsbDevice& d) {
   const std::string interfaces = d.interfaces.value_or("");  // ":080650:" per interface
@@ -60,7 +57,7 @@ std::vector<UsbListing> DeviceManager::usb_list(const ListFilter& filter) const 
 std::vector<std::pair<PciDevice, PciMatch>> DeviceManager::pci_matched() const {
   std::vector<std::pair<PciDevice, PciMatch>> out;
   for (const auto& d : registry_.pci_devices())  // by address
-    if (auto match = policy_->match_pci(d); match && !shared_group_skipped(d, *match)) out.emplace_back(d, *match);
+    if (auto match = policy_->match_pci(d); match && !match->skips(d)) out.emplace_back(d, *match);
   std::ranges::stable_sort(out, {}, [](const auto& entry) { return entry.second.order; });
   return out;
 }

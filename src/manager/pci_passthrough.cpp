@@ -56,9 +56,7 @@ void PciPassthrough::start() {
 void PciPassthrough::plugged(const PciDevice& d) {
   manager_.publish(PciConnected{d});
   auto match = manager_.policy().match_pci(d);
-  if (!match) return;
-  const auto matched = manager_.pci_matched();
-  if (std::ranges::none_of(matched, [&](const auto& m) { return m.first.address == d.address; })) return;  // a shared group it skips
+  if (!match || match->skips(d)) return;
   if (placements_.is_disconnected(d.address)) {
     spdlog::info("pci {}: detached by the user earlier; staying on the host", friendly_name(d));
     return;
@@ -326,8 +324,7 @@ void PciPassthrough::reapply_policy() {
 asio::awaitable<void> PciPassthrough::reapply(PciDevice d) {
   auto match = manager_.policy().match_pci(d);
   auto in = placements_.vm_of(d.address);
-  auto matched = manager_.pci_matched();
-  bool listed = std::ranges::any_of(matched, [&](const auto& m) { return m.first.address == d.address; });
+  bool listed = match && !match->skips(d);
   if (in && (!match || match->target_vm != *in || !listed)) {
     placements_.unwant(d, Cause::policy());
     co_await detach_or_log(d, Cause::policy(), "taking it out of its VM");
@@ -366,7 +363,7 @@ asio::awaitable<CommandResult> PciPassthrough::attach_command(PciAttach command,
   if (!match) co_return CommandResult::failed("No VM found for " + friendly_name(d));
   if (command.vm && *command.vm != match->target_vm)
     co_return CommandResult::failed("Selected VM " + *command.vm + " but target VM is set to " + match->target_vm);
-  if (match->iommu_skip_if_shared && d.iommu_group_members.size() > 1)
+  if (match->skips(d))
     co_return CommandResult::failed("PCI device " + d.address + " shares its IOMMU group and its rule (pciIommuSkipIfShared) keeps it on the host");
   std::string vm = match->target_vm;
   owner_.running_vm(vm);  // the config and type checks, and ours: the VM must be up

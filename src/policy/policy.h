@@ -34,6 +34,9 @@ struct PciMatch {
   bool restore_host_driver = true;
   int order = 0;  // allow entries looked at before and including the match: the reference's attach order
   std::string group;
+
+  // pciIommuSkipIfShared: a device sharing its IOMMU group is neither attached nor listed.
+  bool skips(const PciDevice& d) const { return iommu_skip_if_shared && d.iommu_group_members.size() > 1; }
 };
 
 class Policy {
