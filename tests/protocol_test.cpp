@@ -163,3 +163,74 @@ TEST(ProtocolLines, OneLineEachWithUtf8Kept) {
 
 }  // namespace
 }  // namespace vhp
+
+namespace vhp {
+namespace {
+
+class VmmArgsRequest : public ProtocolTest {
+ protected:
+  VmmArgs parsed(std::string_view line) {
+    auto outcome = protocol.handle(line, session);
+    EXPECT_TRUE(outcome.command) << (outcome.response ? outcome.response->dump() : "");
+    return outcome.command ? std::get<VmmArgs>(*outcome.command) : VmmArgs{};
+  }
+};
+
+TEST_F(VmmArgsRequest, TheReferenceClisNullsAreDefaults) {
+  // vhotplugcli sends null for options not given; the reference then fails in int(None).
+  auto a = parsed(R"({"action":"vmm_args","vm":"vm1","qemu_bus_prefix":null,"qemu_bus_start_index":null})");
+  EXPECT_EQ(a.vm, "vm1");
+  EXPECT_EQ(a.qemu_bus_prefix, std::nullopt);
+  EXPECT_EQ(a.qemu_bus_start_index, 0);
+  EXPECT_FALSE(a.require_pci);
+  auto b = parsed(R"({"action":"vmm_args","vm":"vm1","qemu_bus_prefix":"pci_hotplug_","qemu_bus_start_index":1,"require_pci":true})");
+  EXPECT_EQ(b.qemu_bus_prefix, "pci_hotplug_");
+  EXPECT_EQ(b.qemu_bus_start_index, 1);
+  EXPECT_TRUE(b.require_pci);
+  EXPECT_EQ(parsed(R"({"action":"vmm_args","vm":"vm1","qemu_bus_start_index":"7"})").qemu_bus_start_index, 7);  // int("7")
+}
+
+TEST_F(VmmArgsRequest, BadFieldsAreAnsweredNotRun) {
+  EXPECT_EQ(handle(R"({"action":"vmm_args"})"), R"({"result":"failed","error":"VM name is required"})");
+  EXPECT_EQ(handle(R"({"action":"vmm_args","vm":""})"), R"({"result":"failed","error":"VM name is required"})");
+  for (const char* index : {"-1", "1.5", "\"x\"", "[]", "99999999999"})
+    EXPECT_EQ(handle(std::string(R"({"action":"vmm_args","vm":"vm1","qemu_bus_start_index":)") + index + "}"),
+              R"({"result":"failed","error":"Invalid message: qemu_bus_start_index must be an integer from 0 to 1000000"})")
+        << index;
+  EXPECT_EQ(handle(R"({"action":"vmm_args","vm":"vm1","require_pci":"yes"})"),
+            R"({"result":"failed","error":"Invalid message: require_pci must be true, false or null"})");
+}
+
+TEST_F(VmmArgsRequest, TheAnswerCarriesTheArguments) {
+  CommandResult r;
+  r.vmm_args = std::vector<std::string>{"-device", "vfio-pci,host=0000:00:14.3"};
+  EXPECT_EQ(to_wire(r).dump(), R"({"result":"ok","vmm_args":["-device","vfio-pci,host=0000:00:14.3"]})");
+  r.vmm_args = std::vector<std::string>{};
+  EXPECT_EQ(to_wire(r).dump(), R"({"result":"ok","vmm_args":[]})");
+  EXPECT_EQ(to_wire(CommandResult::failed("VM x is not found in the config file")).dump(),
+            R"({"result":"failed","error":"VM x is not found in the config file"})");
+}
+
+TEST_F(ProtocolTest, EvdevListHasTheInputDevicesRulesSendSomewhere) {
+  DeviceRegistry r;
+  EvdevDevice kbd;
+  kbd.sys_path = "/sys/devices/platform/i8042/serio0/input/input3/event3";
+  kbd.sys_name = "event3", kbd.name = "AT Translated Set 2 keyboard", kbd.bus = "i8042", kbd.device_node = "/dev/input/event3";
+  kbd.properties = {{"ID_INPUT_KEYBOARD", "1"}};
+  EvdevDevice lid = kbd;
+  lid.sys_path = "/sys/devices/LNXSYSTM:00/PNP0C0D:00/input/input2/event2", lid.sys_name = "event2", lid.name = "Lid Switch";
+  lid.properties = {};
+  r.upsert(kbd);
+  r.upsert(lid);
+  StateStore s{""};
+  DeviceManager m{r, test::make_policy(R"({"vms": [{"name": "gui-vm", "type": "qemu", "socket": "/a"}],
+    "evdevPassthrough": [{"targetVm": "gui-vm", "tag": "input", "allow": [{"property": "ID_INPUT_KEYBOARD", "value": "1"}]}]})"), s};
+  m.evdev_attachments()[kbd.sys_path] = "gui-vm";
+  Protocol p{m};
+  EXPECT_EQ(p.handle(R"({"action":"evdev_list"})", session).response->dump(),
+            R"({"result":"ok","evdev_devices":[{"name":"AT Translated Set 2 keyboard","sys_name":"event3","bus":"i8042",)"
+            R"("device_node":"/dev/input/event3","path_tag":null,"allowed_vms":["gui-vm"],"vm":"gui-vm","tag":"input"}]})");
+}
+
+}  // namespace
+}  // namespace vhp

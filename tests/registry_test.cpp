@@ -21,8 +21,10 @@ struct Recorder {
       using T = std::decay_t<decltype(ev)>;
       if constexpr (std::is_same_v<T, UsbEvent>)
         lines.push_back(std::string(to_string(ev.action)) + " " + ev.device.sys_name + "/" + std::to_string(ev.device.devnum));
-      else
+      else if constexpr (std::is_same_v<T, PciEvent>)
         lines.push_back(std::string(to_string(ev.action)) + " " + ev.device.address);
+      else
+        lines.push_back(std::string(to_string(ev.action)) + " " + ev.device.sys_name);
     }, e);
   }
 };

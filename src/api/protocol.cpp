@@ -31,6 +31,28 @@ std::optional<std::string> optional_string(const json& request, const char* key)
   return it->get<std::string>();
 }
 
+// The reference runs int() on it: an integer, or its decimal string; null or absent is 0 (the
+// reference fails on the null its own CLI sends).
+int bus_start_index(const json& request) {
+  auto it = request.find("qemu_bus_start_index");
+  if (it == request.end() || it->is_null()) return 0;
+  std::optional<long> v;
+  if (it->is_number_integer()) v = it->get<long>();
+  else if (it->is_string() && !it->get<std::string>().empty() && it->get<std::string>().size() <= 9 &&
+           it->get<std::string>().find_first_not_of("0123456789") == std::string::npos)
+    v = std::stol(it->get<std::string>());
+  if (!v || *v < 0 || *v > 1'000'000)
+    throw BadRequest("Invalid message: qemu_bus_start_index must be an integer from 0 to 1000000");
+  return static_cast<int>(*v);
+}
+
+VmmArgs vmm_args(const json& request) {
+  auto vm = optional_string(request, "vm");
+  if (!vm || vm->empty()) throw BadRequest("VM name is required");
+  return VmmArgs{*vm, optional_string(request, "qemu_bus_prefix"), bus_start_index(request),
+                 optional_bool(request, "require_pci").value_or(false)};
+}
+
 ListFilter list_filter(const json& request) {
   return {optional_bool(request, "disconnected"), optional_string(request, "tag")};
 }
@@ -164,6 +186,14 @@ Outcome Protocol::dispatch(const std::string& action, const json& request, Sessi
     response["pci_devices"] = std::move(list);
     return {response};
   }
+  if (action == "evdev_list") {  // ours: the reference has no API for input devices
+    auto response = ok();
+    auto list = ordered_json::array();
+    for (const auto& entry : manager_.evdev_list()) list.push_back(to_wire(entry));
+    response["evdev_devices"] = std::move(list);
+    return {response};
+  }
+  if (action == "vmm_args") return {std::nullopt, vmm_args(request)};
   if (action == "usb_attach") return {std::nullopt, UsbAttach{device_selector(request), optional_string(request, "vm")}};
   if (action == "usb_detach") return {std::nullopt, UsbDetach{device_selector(request)}};
   if (action == "pci_attach") return {std::nullopt, PciAttach{pci_selector(request), optional_string(request, "vm")}};

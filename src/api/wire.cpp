@@ -67,7 +67,16 @@ ordered_json to_wire(const PciListing& listing) {
   return entry;
 }
 
+ordered_json to_wire(const EvdevListing& listing) {
+  auto entry = to_json(listing.device);
+  entry["allowed_vms"] = std::vector<std::string>{listing.target_vm};
+  entry["vm"] = listing.vm ? ordered_json(*listing.vm) : ordered_json(nullptr);
+  entry["tag"] = listing.tag ? ordered_json(*listing.tag) : ordered_json(nullptr);
+  return entry;
+}
+
 ordered_json to_wire(const CommandResult& result) {
+  if (!result.error && result.vmm_args) return {{"result", "ok"}, {"vmm_args", *result.vmm_args}};
   if (!result.error) return {{"result", "ok"}};
   return {{"result", "failed"}, {"error", *result.error}};
 }

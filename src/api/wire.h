@@ -13,6 +13,7 @@ std::optional<nlohmann::ordered_json> to_wire(const ManagerEvent& event);
 // A list entry: the device object plus `allowed_vms` and `vm` (PCI: `iommu_member` when set).
 nlohmann::ordered_json to_wire(const UsbListing& listing);
 nlohmann::ordered_json to_wire(const PciListing& listing);
+nlohmann::ordered_json to_wire(const EvdevListing& listing);  // ours: + allowed_vms, vm, tag
 nlohmann::ordered_json to_wire(const CommandResult& result);
 
 }  // namespace vhp

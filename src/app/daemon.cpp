@@ -39,9 +39,11 @@ void log_event(const DeviceEvent& event) {
         if constexpr (std::is_same_v<T, UsbEvent>)
           spdlog::info("USB {} {} {}:{} {} {}{}", to_string(e.action), e.device.sys_name, e.device.vid, e.device.pid,
                        e.device.vendor_name.value_or("?"), e.device.product_name.value_or("?"), e.device.is_hub ? " (hub)" : "");
-        else
+        else if constexpr (std::is_same_v<T, PciEvent>)
           spdlog::info("PCI {} {} {}:{} {} {}", to_string(e.action), e.device.address, e.device.vid, e.device.did,
                        e.device.vendor_name.value_or("?"), e.device.device_name.value_or("?"));
+        else
+          spdlog::info("input {} {} {} bus {}", to_string(e.action), e.device.sys_name, friendly_name(e.device), e.device.bus.value_or("?"));
       },
       event);
 }
@@ -112,7 +114,8 @@ Daemon::Daemon(DaemonOptions options)
   manager_ = std::make_unique<DeviceManager>(registry_, std::make_shared<const Policy>(std::move(config), modules_), *store_, options_.host);
   VmFactory make_vm = default_vm_factory(io_);
   if (options_.make_vm) make_vm = [this](const VmConfig& c) { return options_.make_vm(io_, c); };
-  passthrough_ = std::make_unique<Passthrough>(io_, *manager_, std::move(make_vm), vfio_, options_.attach_connected);
+  passthrough_ = std::make_unique<Passthrough>(io_, *manager_, std::move(make_vm), vfio_, options_.attach_connected,
+                                               options_.evdev_grabbed);
 }
 
 Daemon::~Daemon() {

@@ -31,6 +31,8 @@ struct DaemonOptions {
   bool handle_signals = true;
   std::chrono::milliseconds shutdown_grace{3000};  // for operations in flight to unwind
   HostInterfaces host;  // /sys, /dev, mountinfo (tests point them elsewhere)
+  // Whether some process grabs an evdev node (tests: no real evdev device exists there).
+  std::function<bool(const std::string&)> evdev_grabbed = evdev_grabbed_elsewhere;
 };
 
 class Daemon {

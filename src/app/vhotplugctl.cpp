@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -163,6 +164,53 @@ json pci_request(const char* action, const PciSelect& o, bool with_vm) {
   return request;
 }
 
+struct VmmOptions {
+  std::string vm, bus_prefix;
+  std::optional<int> bus_start_index;
+  double timeout = 30;
+  bool require_pci = false;
+};
+
+// The reference's `vmm args` (a VM's extraArgsScript): the arguments space-joined on stdout, no
+// newline. It retries while the daemon cannot be reached, as the reference, but only until
+// --timeout (ghaf-device-manager's option; the reference retries forever); with --require-pci (also
+// ghaf-device-manager's) a refusal is retried too: the devices may still be appearing.
+int vmm_args(const vhp::ClientOptions& options, const VmmOptions& o) {
+  json request{{"action", "vmm_args"}, {"vm", optional(o.vm)}, {"qemu_bus_prefix", optional(o.bus_prefix)},
+               {"qemu_bus_start_index", o.bus_start_index ? json(*o.bus_start_index) : json()}};
+  if (o.require_pci) request["require_pci"] = true;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                         std::chrono::duration<double>(o.timeout));
+  while (true) {
+    std::string error;
+    json reply;
+    try {
+      Session session(options);
+      reply = session.request(request);
+    } catch (const std::exception& e) {  // not reachable (yet): the reference's warning, then again
+      error = e.what();
+    }
+    if (error.empty() && reply.value("result", json()) == "failed") {
+      error = "Failed to get VMM args for PCI devices: " + vhp::python_str(reply.value("error", json()));
+      if (!o.require_pci) throw Failure(error);
+    }
+    if (error.empty()) {
+      std::string line;
+      for (const auto& arg : reply.value("vmm_args", json::array())) {
+        std::string text = vhp::python_str(arg);
+        if (text.find_first_of(" \t\n\r\v\f") != std::string::npos)  // the start script splits on whitespace
+          throw Failure("VMM arguments containing whitespace are not supported: " + text);
+        line += (line.empty() ? "" : " ") + text;
+      }
+      std::cout << line << std::flush;
+      return 0;
+    }
+    if (std::chrono::steady_clock::now() + std::chrono::seconds(1) > deadline) throw Failure(error);
+    log("WARNING", error);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
 // Prints every event (the reference: "INFO {'event': …}" on stderr; --json: the line on stdout).
 // Reconnects every 3 s when the daemon goes away, also when it is not back yet (the reference
 // gives up then).
@@ -258,6 +306,16 @@ int main(int argc, char** argv) {
   pci_resume->add_option("--vm", pci_resume_vm, "Only this VM's devices");
   auto* listen_cmd = app.add_subcommand("listen", "Print device events as they happen");
 
+  VmmOptions vmm_opts;
+  auto* vmm = app.add_subcommand("vmm", "Manage VMM arguments")->require_subcommand(1);
+  auto* vmm_args_cmd = vmm->add_subcommand("args", "Get VMM arguments");
+  vmm_args_cmd->add_option("--vm", vmm_opts.vm, "Virtual machine name");
+  vmm_args_cmd->add_option("--qemu-bus-prefix", vmm_opts.bus_prefix, "QEMU Bus Prefix");
+  vmm_args_cmd->add_option("--qemu-bus-start-index", vmm_opts.bus_start_index, "QEMU Bus Start Index");
+  vmm_args_cmd->add_option("--timeout", vmm_opts.timeout, "Seconds to keep trying to reach the daemon (ours and ghaf-device-manager's)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  vmm_args_cmd->add_flag("--require-pci", vmm_opts.require_pci, "Fail unless the VM's PCI devices are present (ghaf-device-manager's)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -285,6 +343,7 @@ int main(int argc, char** argv) {
     else if (*pci_suspend) act(session, {{"action", "pci_suspend"}, {"vm", optional(pci_suspend_vm)}}, "Failed to suspend PCI"), done("suspended");
     else if (*pci_resume) act(session, {{"action", "pci_resume"}, {"vm", optional(pci_resume_vm)}}, "Failed to resume PCI"), done("resumed");
     else if (*listen_cmd) return listen(options, as_json);
+    else if (*vmm_args_cmd) return vmm_args(options, vmm_opts);
   } catch (const std::exception& e) {
     log("ERROR", e.what());
     return 1;

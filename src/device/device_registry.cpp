@@ -25,6 +25,18 @@ std::vector<PciDevice> DeviceRegistry::pci_devices() const {
   return out;
 }
 
+std::vector<EvdevDevice> DeviceRegistry::evdev_devices() const {
+  std::vector<EvdevDevice> out;
+  out.reserve(evdev_.size());
+  for (const auto& [path, d] : evdev_) out.push_back(d);
+  return out;
+}
+
+const EvdevDevice* DeviceRegistry::find_evdev(const std::string& sys_path) const {
+  auto it = evdev_.find(sys_path);
+  return it == evdev_.end() ? nullptr : &it->second;
+}
+
 const UsbDevice* DeviceRegistry::find_usb(const std::string& sys_path) const {
   auto it = usb_.find(sys_path);
   return it == usb_.end() ? nullptr : &it->second;
@@ -66,6 +78,18 @@ void DeviceRegistry::upsert(PciDevice device) {
   publish(PciEvent{DeviceAction::Changed, it->second});
 }
 
+void DeviceRegistry::upsert(EvdevDevice device) {
+  auto it = evdev_.find(device.sys_path);
+  if (it == evdev_.end()) {
+    auto& stored = evdev_.emplace(device.sys_path, std::move(device)).first->second;
+    publish(EvdevEvent{DeviceAction::Added, stored});
+    return;
+  }
+  if (it->second == device) return;
+  it->second = std::move(device);
+  publish(EvdevEvent{DeviceAction::Changed, it->second});
+}
+
 void DeviceRegistry::erase_usb(const std::string& sys_path) {
   auto node = usb_.extract(sys_path);
   if (!node.empty()) publish(UsbEvent{DeviceAction::Removed, std::move(node.mapped())});
@@ -74,6 +98,11 @@ void DeviceRegistry::erase_usb(const std::string& sys_path) {
 void DeviceRegistry::erase_pci(const std::string& address) {
   auto node = pci_.extract(address);
   if (!node.empty()) publish(PciEvent{DeviceAction::Removed, std::move(node.mapped())});
+}
+
+void DeviceRegistry::erase_evdev(const std::string& sys_path) {
+  auto node = evdev_.extract(sys_path);
+  if (!node.empty()) publish(EvdevEvent{DeviceAction::Removed, std::move(node.mapped())});
 }
 
 }  // namespace vhp

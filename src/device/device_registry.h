@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/listeners.h"
+#include "device/evdev_device.h"
 #include "device/pci_device.h"
 #include "device/usb_device.h"
 
@@ -23,7 +24,11 @@ struct PciEvent {
   DeviceAction action;
   PciDevice device;
 };
-using DeviceEvent = std::variant<UsbEvent, PciEvent>;
+struct EvdevEvent {
+  DeviceAction action;
+  EvdevDevice device;
+};
+using DeviceEvent = std::variant<UsbEvent, PciEvent, EvdevEvent>;
 
 class DeviceRegistry {
  public:
@@ -34,22 +39,27 @@ class DeviceRegistry {
 
   std::vector<UsbDevice> usb_devices() const;  // ordered by sysfs path: parents before children
   std::vector<PciDevice> pci_devices() const;  // ordered by address
+  std::vector<EvdevDevice> evdev_devices() const;  // ordered by sysfs path
   const UsbDevice* find_usb(const std::string& sys_path) const;
   const PciDevice* find_pci(const std::string& address) const;
+  const EvdevDevice* find_evdev(const std::string& sys_path) const;
 
   // Record a device that is present: Added if new, Changed if its data changed, nothing if identical.
   // A USB device whose bus/device number changed at the same path was replugged: Removed, then Added.
   void upsert(UsbDevice device);
   void upsert(PciDevice device);
+  void upsert(EvdevDevice device);
   // Forget a device: Removed, with the data captured earlier. Unknown paths are ignored.
   void erase_usb(const std::string& sys_path);
   void erase_pci(const std::string& address);
+  void erase_evdev(const std::string& sys_path);
 
  private:
   void publish(const DeviceEvent& event) { listeners_.publish(event); }
 
   std::map<std::string, UsbDevice> usb_;  // by sys_path
   std::map<std::string, PciDevice> pci_;  // by address
+  std::map<std::string, EvdevDevice> evdev_;  // by sys_path
   Listeners<DeviceEvent> listeners_;
 };
 

@@ -8,6 +8,7 @@
 
 #include "device/parse.h"
 #include "device/udev_ptr.h"
+#include "device/usb_descriptors.h"
 
 namespace vhp {
 namespace {
@@ -189,6 +190,11 @@ UsbDevice read_usb_device(udev_device* dev) {
 
   d.interface_list = read_interfaces(dev, d.sys_path, d.sys_name);
   d.interfaces = f.prop("ID_USB_INTERFACES");
+  // An unauthorized device is never configured: no interface directories, but its descriptors are there.
+  if (d.interface_list.empty()) {
+    if (auto descriptors = read_descriptors_file(d.sys_path))
+      d.interface_list = interfaces_from_descriptors(*descriptors);
+  }
   if (!d.interfaces) d.interfaces = interfaces_string(d.interface_list);
   d.is_hub = d.device_class == 9 || lists_hub_interface(d.interfaces) ||
              std::ranges::any_of(d.interface_list, [](const UsbInterface& i) { return i.interface_class == 9; });

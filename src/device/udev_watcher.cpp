@@ -36,6 +36,7 @@ void UdevWatcher::start(const std::function<void()>& after_subscribe) {
   if (!monitor_) throw std::runtime_error("cannot open the udev monitor");
   udev_monitor_filter_add_match_subsystem_devtype(monitor_.get(), "usb", "usb_device");
   udev_monitor_filter_add_match_subsystem_devtype(monitor_.get(), "pci", nullptr);
+  udev_monitor_filter_add_match_subsystem_devtype(monitor_.get(), "input", nullptr);
   if (udev_monitor_set_receive_buffer_size(monitor_.get(), kReceiveBufferBytes) < 0)
     spdlog::debug("udev: could not enlarge the monitor's receive buffer");
   if (udev_monitor_enable_receiving(monitor_.get()) < 0) throw std::runtime_error("cannot subscribe to udev events");
@@ -56,8 +57,8 @@ void UdevWatcher::stop() {
 }
 
 void UdevWatcher::rescan() {
-  std::set<std::string> usb_seen, pci_seen;
-  for (const char* subsystem : {"usb", "pci"}) {
+  std::set<std::string> usb_seen, pci_seen, evdev_seen;
+  for (const char* subsystem : {"usb", "pci", "input"}) {
     UdevEnumeratePtr e(udev_enumerate_new(udev_.get()));
     if (!e || udev_enumerate_add_match_subsystem(e.get(), subsystem) < 0 || udev_enumerate_scan_devices(e.get()) < 0) {
       spdlog::error("udev: enumerating {} devices failed", subsystem);
@@ -67,16 +68,18 @@ void UdevWatcher::rescan() {
     udev_list_entry_foreach(entry, udev_enumerate_get_list_entry(e.get())) {
       UdevDevicePtr dev(udev_device_new_from_syspath(udev_.get(), udev_list_entry_get_name(entry)));
       if (!dev) continue;  // vanished between listing and reading
-      bool usb = is_usb_device(dev.get());
-      if (!usb && !is_pci_device(dev.get())) continue;
       try {
-        if (usb) {
+        if (is_usb_device(dev.get())) {
           auto d = read_usb_device(dev.get());
           usb_seen.insert(d.sys_path);
           registry_.upsert(std::move(d));
-        } else {
+        } else if (is_pci_device(dev.get())) {
           auto d = read_pci_device(dev.get());
           pci_seen.insert(d.address);
+          registry_.upsert(std::move(d));
+        } else if (is_evdev_device(dev.get())) {
+          auto d = read_evdev_device(dev.get());
+          evdev_seen.insert(d.sys_path);
           registry_.upsert(std::move(d));
         }
       } catch (const DeviceReadError& err) {
@@ -88,6 +91,8 @@ void UdevWatcher::rescan() {
     if (!usb_seen.contains(d.sys_path)) registry_.erase_usb(d.sys_path);
   for (const auto& d : registry_.pci_devices())
     if (!pci_seen.contains(d.address)) registry_.erase_pci(d.address);
+  for (const auto& d : registry_.evdev_devices())
+    if (!evdev_seen.contains(d.sys_path)) registry_.erase_evdev(d.sys_path);
 }
 
 void UdevWatcher::wait_for_events() {
@@ -117,8 +122,13 @@ void UdevWatcher::drain() {
 
 void UdevWatcher::handle(udev_device* dev) {
   auto action = action_of(dev);
-  bool usb = is_usb_device(dev);
-  if (!usb && !is_pci_device(dev)) return;
+  bool usb = is_usb_device(dev), pci = !usb && is_pci_device(dev);
+  bool evdev = !usb && !pci && is_evdev_device(dev);
+  if (action == "remove" && !usb && !pci) {  // an input device's last uevent may lack the properties that named it
+    registry_.erase_evdev(udev_device_get_syspath(dev));
+    return;
+  }
+  if (!usb && !pci && !evdev) return;
   spdlog::debug("udev: {} {}", action, udev_device_get_syspath(dev));
   if (action == "remove") {
     if (usb) registry_.erase_usb(udev_device_get_syspath(dev));
@@ -128,7 +138,8 @@ void UdevWatcher::handle(udev_device* dev) {
   // add, change, bind, unbind, move: the device is (still) there; read what it is now.
   try {
     if (usb) registry_.upsert(read_usb_device(dev));
-    else registry_.upsert(read_pci_device(dev));
+    else if (pci) registry_.upsert(read_pci_device(dev));
+    else registry_.upsert(read_evdev_device(dev));
   } catch (const DeviceReadError& err) {
     spdlog::warn("udev: ignoring '{}' of {}: {}", action, udev_device_get_syspath(dev), err.what());
   }

@@ -1,5 +1,5 @@
 #pragma once
-// Keeps a DeviceRegistry in step with the host's USB and PCI devices through libudev,
+// Keeps a DeviceRegistry in step with the host's USB, PCI and input (evdev) devices through libudev,
 // driven by the event loop: no polling, no extra thread.
 #include <functional>
 

@@ -73,6 +73,14 @@ struct PciResume {
   std::optional<std::string> vm;
 };
 
-using Command = std::variant<UsbAttach, UsbDetach, PciAttach, PciDetach, UsbSuspend, UsbResume, PciSuspend, PciResume>;
+// A VM's start-up arguments for the devices it gets at boot; the PCI ones are bound to vfio-pci first.
+struct VmmArgs {
+  std::string vm;
+  std::optional<std::string> qemu_bus_prefix;
+  int qemu_bus_start_index = 0;
+  bool require_pci = false;  // fail unless the VM has PCI rules and the devices they name are present
+};
+
+using Command = std::variant<UsbAttach, UsbDetach, PciAttach, PciDetach, UsbSuspend, UsbResume, PciSuspend, PciResume, VmmArgs>;
 
 }  // namespace vhp

@@ -129,4 +129,15 @@ std::vector<UsbSelectVm> DeviceManager::pending_selections() const {
   return out;
 }
 
+std::vector<EvdevListing> DeviceManager::evdev_list() const {
+  std::vector<EvdevListing> out;
+  for (const auto& d : registry_.evdev_devices()) {
+    auto match = policy_->match_evdev(d);
+    if (!match) continue;
+    auto it = evdev_attached_.find(d.sys_path);
+    out.push_back({d, match->target_vm, it == evdev_attached_.end() ? std::nullopt : std::optional(it->second), match->tag});
+  }
+  return out;
+}
+
 }  // namespace vhp

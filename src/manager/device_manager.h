@@ -40,6 +40,7 @@ class DeviceManager {
   Placements& placements() { return placements_; }
   const Placements& placements() const { return placements_; }
   PciPlacements& pci_placements() { return pci_placements_; }
+  const HostInterfaces& host() const { return host_; }
   const PciPlacements& pci_placements() const { return pci_placements_; }
 
   // The devices some rule lets pass through, with their allowed VMs and where they are; USB devices
@@ -64,6 +65,12 @@ class DeviceManager {
   // devices a pciIommuSkipIfShared rule leaves out.
   std::vector<std::pair<PciDevice, PciMatch>> pci_matched() const;
 
+  // Input devices some evdevPassthrough rule sends to a VM, by sysfs path.
+  std::vector<EvdevListing> evdev_list() const;
+  // Where input devices are attached, by sysfs path. Not persisted: after a restart, the EVIOCGRAB
+  // probe tells a node the VM already holds.
+  std::map<std::string, std::string>& evdev_attachments() { return evdev_attached_; }
+
   [[nodiscard]] Subscription subscribe(Listeners<ManagerEvent>::Listener listener) { return events_.subscribe(std::move(listener)); }
   void publish(const ManagerEvent& event) { events_.publish(event); }
   // Choices still waiting for the user, for a client that enables notifications late.
@@ -76,6 +83,7 @@ class DeviceManager {
   PciPlacements pci_placements_;
   HostInterfaces host_;
   mutable std::map<std::string, std::string> host_held_;  // persistent id → why, for the window above
+  std::map<std::string, std::string> evdev_attached_;
   Listeners<ManagerEvent> events_;
 };
 

@@ -5,6 +5,7 @@
 #include <variant>
 #include <vector>
 
+#include "device/evdev_device.h"
 #include "device/pci_device.h"
 #include "device/usb_device.h"
 
@@ -66,11 +67,20 @@ struct PciListing {
   bool iommu_member = false;  // listed because a pciIommuAddAll rule takes its IOMMU group along
 };
 
+// An input device some evdevPassthrough rule sends to a VM (our evdev_list; the reference has none).
+struct EvdevListing {
+  EvdevDevice device;
+  std::string target_vm;
+  std::optional<std::string> vm;  // where it is attached
+  std::optional<std::string> tag;
+};
+
 // The outcome of a request: done, or why not (the reference's texts).
 struct CommandResult {
   std::optional<std::string> error;
+  std::optional<std::vector<std::string>> vmm_args;  // vmm_args' answer
   static CommandResult ok() { return {}; }
-  static CommandResult failed(std::string why) { return {std::move(why)}; }
+  static CommandResult failed(std::string why) { return {std::move(why), std::nullopt}; }
 };
 
 }  // namespace vhp

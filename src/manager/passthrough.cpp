@@ -43,13 +43,17 @@ bool named_by_us_or_the_reference(const VmUsbDevice& held) {
 
 }  // namespace
 
-Passthrough::Passthrough(asio::io_context& io, DeviceManager& manager, VmFactory make_vm, VfioBinding& vfio, bool attach_connected)
+Passthrough::Passthrough(asio::io_context& io, DeviceManager& manager, VmFactory make_vm, VfioBinding& vfio, bool attach_connected,
+                         EvdevPassthrough::GrabProbe evdev_grabbed)
     : io_(io),
       manager_(manager),
       placements_(manager.placements()),
       make_vm_(std::move(make_vm)),
       attach_connected_(attach_connected),
-      pci_(io, *this, manager, vfio, attach_connected) {}
+      pci_(io, *this, manager, vfio, attach_connected),
+      evdev_(io, *this, manager, attach_connected, std::move(evdev_grabbed)),
+      cold_plug_(manager, pci_),
+      gate_(manager) {}
 
 Passthrough::~Passthrough() {
   *alive_ = false;
@@ -76,12 +80,14 @@ void Passthrough::start() {
     vms_.emplace(name, std::move(vm));
   }
   devices_ = manager_.registry().subscribe([this](const DeviceEvent& e) { on_device_event(e); });
+  gate_.start();
   migrate_reference_ids(manager_.registry().usb_devices());
   for (const auto& d : manager_.registry().usb_devices()) (void)manager_.held_by_host(d);  // learn the host's disks now, before any re-enumeration
   if (attach_connected_)
     for (const auto& d : manager_.registry().usb_devices())
       if (!d.is_hub) spawn(plugged(d, Arrival::Start), "attaching a connected device");
   pci_.start();
+  evdev_.start();
   for (auto& [name, vm] : vms_) vm->start();
 }
 
@@ -101,6 +107,7 @@ void Passthrough::reapply_policy() {
   for (const auto& d : manager_.registry().usb_devices())
     if (!d.is_hub) spawn(reapply(d), "re-applying the rules");
   pci_.reapply_policy();
+  evdev_.reapply_policy();
 }
 
 asio::awaitable<void> Passthrough::reapply(UsbDevice d) {
@@ -122,14 +129,20 @@ asio::awaitable<void> Passthrough::reapply(UsbDevice d) {
 
 void Passthrough::on_device_event(const DeviceEvent& event) {
   if (const auto* usb = std::get_if<UsbEvent>(&event)) {
+    if (usb->action == DeviceAction::Added) gate_.plugged(usb->device);
     if (usb->device.is_hub || usb->action == DeviceAction::Changed) return;
     if (usb->action == DeviceAction::Added) spawn(plugged(usb->device, Arrival::Plug), "a plug");
     else spawn(unplugged(usb->device), "an unplug");
     return;
   }
-  const auto& pci = std::get<PciEvent>(event);
-  if (pci.action == DeviceAction::Added) pci_.plugged(pci.device);
-  else if (pci.action == DeviceAction::Removed) pci_.unplugged(pci.device);
+  if (const auto* pci = std::get_if<PciEvent>(&event)) {
+    if (pci->action == DeviceAction::Added) pci_.plugged(pci->device);
+    else if (pci->action == DeviceAction::Removed) pci_.unplugged(pci->device);
+    return;
+  }
+  const auto& evdev = std::get<EvdevEvent>(event);
+  if (evdev.action == DeviceAction::Added) evdev_.plugged(evdev.device);
+  else if (evdev.action == DeviceAction::Removed) evdev_.unplugged(evdev.device);
 }
 
 void Passthrough::migrate_reference_ids(const std::vector<UsbDevice>& devices) {
@@ -219,7 +232,11 @@ asio::awaitable<void> Passthrough::attach(UsbDevice d, std::string vm, Cause cau
     if (auto why = manager_.held_by_host(d)) throw VmError(*why);  // mounted meanwhile
   }
   auto& target = running_vm(vm);
-  co_await target.attach_usb(d);
+  gate_.before_attach(d);
+  if (auto error = co_await error_of(target.attach_usb(d)); !error.empty()) {
+    gate_.attach_failed(d);
+    throw VmError(error);
+  }
   // Another attach of this device (a VM coming up while a plug was being handled) may have
   // finished while we waited for the VM: it is attached, and it was announced once already.
   if (const auto* a = placements_.attachment(d); a && a->vm == vm) co_return;
@@ -232,6 +249,7 @@ asio::awaitable<void> Passthrough::attach(UsbDevice d, std::string vm, Cause cau
   if (!undone.empty()) {
     auto error = co_await error_of(target.detach_usb(held_at(d.busnum, d.devnum)));
     spdlog::info("usb {}: {}; taken out of {} again{}", friendly_name(d), undone, vm, error.empty() ? "" : " (failed: " + error + ")");
+    gate_.left_vm(d);
     throw VmError("USB device " + d.device_node + " " + undone);
   }
   placements_.record_attached(d, vm, cause);
@@ -244,6 +262,7 @@ asio::awaitable<void> Passthrough::detach(UsbDevice d, Cause cause) {
   Attachment at = *a;
   if (auto* vm = this->vm(at.vm); vm && vm->running()) co_await vm->detach_usb(held_at(at.busnum, at.devnum));
   if (placements_.attachment(d) && placements_.record_detached(d, cause)) manager_.publish(UsbDetached{d, at.vm});
+  gate_.left_vm(d);
 }
 
 asio::awaitable<void> Passthrough::detach_or_log(UsbDevice d, Cause cause, const char* what) {
@@ -300,6 +319,7 @@ asio::awaitable<void> Passthrough::vm_up(std::string name) {
     due.push_back(*d);
   }
   for (const auto& d : due) co_await attach_when_possible(d, name, cause);
+  evdev_.vm_up(name);
   co_await pci_.vm_up(name);
   spdlog::info("vm {}: devices reconciled ({} USB held, {} due)", name, present.size(), due.size());
 }
@@ -307,11 +327,13 @@ asio::awaitable<void> Passthrough::vm_up(std::string name) {
 void Passthrough::vm_down(const std::string& name) {
   manager_.publish(VmStopped{name});
   pci_.vm_down(name);
+  evdev_.vm_down(name);
   auto gone = placements_.attached_to(name);
   for (const auto& path : gone)  // still wanted there: re-attached when the VM is back
     if (const auto* d = manager_.registry().find_usb(path)) {
       UsbDevice device = *d;
       if (placements_.record_detached(device, Cause::vm_down(name))) manager_.publish(UsbDetached{device, name});
+      gate_.left_vm(device);
     }
   if (!gone.empty()) spdlog::warn("vm {}: went away with {} USB device(s) attached", name, gone.size());
 }
@@ -336,7 +358,10 @@ asio::awaitable<CommandResult> Passthrough::run(Command command, Caller caller) 
     if (const auto* s = std::get_if<UsbSuspend>(&command)) co_return co_await suspend_command(*s, cause);
     if (const auto* r = std::get_if<UsbResume>(&command)) co_return co_await resume_command(*r, cause);
     if (const auto* s = std::get_if<PciSuspend>(&command)) co_return co_await pci_.suspend_command(*s, cause);
-    co_return co_await pci_.resume_command(std::get<PciResume>(command), cause);
+    if (const auto* r = std::get_if<PciResume>(&command)) co_return co_await pci_.resume_command(*r, cause);
+    CommandResult result;
+    result.vmm_args = co_await cold_plug_.args(std::get<VmmArgs>(command));
+    co_return result;
   } catch (const std::exception& e) {
     co_return CommandResult::failed(e.what());
   }

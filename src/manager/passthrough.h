@@ -11,8 +11,12 @@
 #include <boost/asio/io_context.hpp>
 
 #include "manager/caller.h"
+#include "device/evdev_grab.h"
+#include "manager/cold_plug.h"
 #include "manager/device_manager.h"
+#include "manager/evdev_passthrough.h"
 #include "manager/pci_passthrough.h"
+#include "manager/usb_gate.h"
 #include "vmm/vm_factory.h"
 
 namespace vhp {
@@ -21,7 +25,8 @@ class Passthrough {
  public:
   // `attach_connected` (-a): devices present at start are handled as if just plugged, except that a
   // device whose rule offers several VMs goes to the user's saved choice or else the first (as the reference).
-  Passthrough(boost::asio::io_context& io, DeviceManager& manager, VmFactory make_vm, VfioBinding& vfio, bool attach_connected);
+  Passthrough(boost::asio::io_context& io, DeviceManager& manager, VmFactory make_vm, VfioBinding& vfio, bool attach_connected,
+              EvdevPassthrough::GrabProbe evdev_grabbed = evdev_grabbed_elsewhere);
   ~Passthrough();
   Passthrough(const Passthrough&) = delete;
   Passthrough& operator=(const Passthrough&) = delete;
@@ -77,6 +82,9 @@ class Passthrough {
   bool attach_connected_;
   std::map<std::string, std::unique_ptr<Vm>> vms_;
   PciPassthrough pci_;
+  EvdevPassthrough evdev_;
+  ColdPlug cold_plug_;
+  UsbGate gate_;
   Subscription devices_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool stopped_ = false;

@@ -105,6 +105,33 @@ asio::awaitable<AsyncMutex::Lock> PciPassthrough::group_lock(const PciDevice& d)
   co_return co_await mutex->lock();
 }
 
+asio::awaitable<void> PciPassthrough::bind_host_side(PciDevice d) {
+  // The drivers to give back are on disk before anything is unbound, then the whole IOMMU group
+  // goes to vfio-pci (a failed binding gives back what it touched itself).
+  std::vector<std::string> recorded;
+  for (const auto& [member, driver] : vfio_.plan(d.address))
+    if (!placements_.host_driver(member)) {
+      placements_.remember_host_driver(member, driver);  // throws StateError: nothing was unbound
+      recorded.push_back(member);
+    }
+  auto bind = [](VfioBinding& vfio, std::string address) -> asio::awaitable<void> { co_await vfio.bind_group(address); };
+  auto error = co_await error_of(bind(vfio_, d.address));
+  if (error.empty()) co_return;
+  for (const auto& member : recorded) {
+    try {
+      placements_.forget_host_driver(member);
+    } catch (const StateError& e) {
+      spdlog::error("pci {}: {}", member, e.what());
+    }
+  }
+  throw VmError(error);
+}
+
+asio::awaitable<void> PciPassthrough::prepare_cold_plug(PciDevice d) {
+  auto lock = co_await group_lock(d);
+  co_await bind_host_side(d);
+}
+
 asio::awaitable<void> PciPassthrough::attach(PciDevice d, std::string vm, Cause cause) {
   auto lock = co_await group_lock(d);
   if (auto in = placements_.vm_of(d.address)) {
@@ -116,27 +143,8 @@ asio::awaitable<void> PciPassthrough::attach(PciDevice d, std::string vm, Cause 
   auto match = manager_.policy().match_pci(d);
   bool root_bus = match && match->qemu_use_root_bus;
 
-  // Host side first: the drivers to give back are on disk before anything is unbound, then the
-  // whole IOMMU group goes to vfio-pci (a failed binding gives back what it touched itself).
-  std::vector<std::string> recorded;
-  for (const auto& [member, driver] : vfio_.plan(d.address))
-    if (!placements_.host_driver(member)) {
-      placements_.remember_host_driver(member, driver);  // throws StateError: nothing was unbound
-      recorded.push_back(member);
-    }
-  auto bind = [](VfioBinding& vfio, std::string address) -> asio::awaitable<void> { co_await vfio.bind_group(address); };
-  auto error = co_await error_of(bind(vfio_, d.address));
-  if (!error.empty()) {
-    for (const auto& member : recorded) {
-      try {
-        placements_.forget_host_driver(member);
-      } catch (const StateError& e) {
-        spdlog::error("pci {}: {}", member, e.what());
-      }
-    }
-    throw VmError(error);
-  }
-  error = co_await error_of(target.attach_pci(d, root_bus));
+  co_await bind_host_side(d);
+  auto error = co_await error_of(target.attach_pci(d, root_bus));
   if (!error.empty()) {
     co_await give_back_if_released(target, d);  // QEMU refused: the host has its device back
     throw VmError(error);

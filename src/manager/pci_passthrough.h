@@ -41,6 +41,8 @@ class PciPassthrough {
   // failing with the reason when a device cannot be attached (Ghaf then restarts the VM).
   boost::asio::awaitable<CommandResult> suspend_command(PciSuspend command, Cause cause);
   boost::asio::awaitable<CommandResult> resume_command(PciResume command, Cause cause);
+  // Binds the device's IOMMU group to vfio-pci for a VM that opens it at start (vmm_args). Throws.
+  boost::asio::awaitable<void> prepare_cold_plug(PciDevice d);
 
  private:
   // Binds the device's IOMMU group to vfio-pci, hot-plugs it (and with pciIommuAddAll the rest of
@@ -51,6 +53,8 @@ class PciPassthrough {
   // group back to its host drivers once no VM holds any of it. No-op when not attached. Throws.
   boost::asio::awaitable<void> detach(PciDevice d, Cause cause);
   boost::asio::awaitable<void> detach_holding_lock(PciDevice d, Cause cause);
+  // Host drivers remembered (on disk), then the group bound to vfio-pci. Throws VmError.
+  boost::asio::awaitable<void> bind_host_side(PciDevice d);
   boost::asio::awaitable<AsyncMutex::Lock> group_lock(const PciDevice& d);
   // After a failed hot-plug: gives the group back only once the VM is seen holding none of it
   // (QEMU may still have the device open: unbinding it then would block in the kernel).

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/evdev_rules.h"
 #include "policy/pci_rules.h"
 #include "policy/usb_rules.h"
 
@@ -60,20 +61,6 @@ struct VmConfig {
   std::string name;
   std::string type;    // qemu | crosvm | cloud-hypervisor
   std::string socket;  // QMP socket (qemu), control socket (crosvm), API socket (cloud-hypervisor)
-};
-
-struct EvdevSelector {
-  bool enabled = true;
-  std::optional<Pattern> name, path_tag;
-  std::optional<std::string> property, value;
-};
-
-struct EvdevRuleGroup {
-  bool enabled = true;
-  std::string description;
-  std::optional<std::string> target_vm;
-  std::vector<EvdevSelector> allow, deny;
-  std::optional<std::string> tag;
 };
 
 struct AcpiTable {

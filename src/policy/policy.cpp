@@ -33,9 +33,31 @@ std::optional<PciMatch> Policy::match_pci(const PciDevice& d) const {
     if (found && std::ranges::any_of(g.deny, [&](const PciSelector& s) { return s.matches(d); })) found = false;
     if (!found || !g.target_vm) continue;
     return PciMatch{*g.target_vm, g.tag, g.skip_on_suspend, g.iommu_add_all, g.iommu_skip_if_shared, g.auto_ovmf,
-                    g.qemu_use_root_bus, g.restore_host_driver, order, g.description};
+                    g.qemu_use_root_bus, g.crosvm_use_root_bus, g.restore_host_driver, order, g.description};
   }
   return std::nullopt;
+}
+
+bool Policy::usb_host_allowed(const UsbDevice& d) const {
+  return config_.usb_authorization.enable &&
+         std::ranges::any_of(config_.usb_authorization.host_allow, [&](const UsbSelector& s) { return s.enabled && s.matches(d, *modules_); });
+}
+
+std::optional<EvdevMatch> Policy::match_evdev(const EvdevDevice& d) const {
+  for (const auto& g : config_.evdev) {
+    if (!g.enabled || !g.matches(d) || !g.target_vm) continue;  // no targetVm: the reference logs and tries the next
+    return EvdevMatch{*g.target_vm, g.tag, g.description};
+  }
+  return std::nullopt;
+}
+
+std::vector<AcpiTable> Policy::acpi_tables(const std::string& vm) const {
+  std::vector<AcpiTable> out;
+  for (const auto& g : config_.acpi)
+    if (g.enabled && g.target_vm == vm)
+      for (const auto& t : g.tables)
+        if (t.enabled) out.push_back(t);
+  return out;
 }
 
 }  // namespace vhp

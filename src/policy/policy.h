@@ -30,13 +30,19 @@ struct PciMatch {
   std::string target_vm;
   std::optional<std::string> tag;
   bool skip_on_suspend = false, iommu_add_all = false, iommu_skip_if_shared = false, auto_ovmf = false,
-       qemu_use_root_bus = false;
+       qemu_use_root_bus = false, crosvm_use_root_bus = false;
   bool restore_host_driver = true;
   int order = 0;  // allow entries looked at before and including the match: the reference's attach order
   std::string group;
 
   // pciIommuSkipIfShared: a device sharing its IOMMU group is neither attached nor listed.
   bool skips(const PciDevice& d) const { return iommu_skip_if_shared && d.iommu_group_members.size() > 1; }
+};
+
+struct EvdevMatch {
+  std::string target_vm;
+  std::optional<std::string> tag;
+  std::string group;
 };
 
 class Policy {
@@ -46,6 +52,12 @@ class Policy {
   const Config& config() const { return config_; }
   std::optional<UsbMatch> match_usb(const UsbDevice& d) const;
   std::optional<PciMatch> match_pci(const PciDevice& d) const;
+  // usbAuthorization.hostAllow: the host may use this device (authorized even though no VM has it).
+  bool usb_host_allowed(const UsbDevice& d) const;
+  // As the reference: the first enabled group whose allow matches and whose deny does not, with a targetVm.
+  std::optional<EvdevMatch> match_evdev(const EvdevDevice& d) const;
+  // The enabled acpiPassthrough tables for `vm`, in config order.
+  std::vector<AcpiTable> acpi_tables(const std::string& vm) const;
 
  private:
   Config config_;

@@ -63,6 +63,11 @@ class QemuVm : public Vm {
   boost::asio::awaitable<std::vector<VmPciDevice>> list_pci() override;
   static std::string pci_id(const std::string& address);  // vhp-pci-0000-00-14.3
 
+  // virtio-input-host-pci into the first free pcie-root-port, as the reference (which names it so too).
+  boost::asio::awaitable<void> attach_evdev(EvdevDevice device) override;
+  boost::asio::awaitable<void> detach_evdev(EvdevDevice device) override;
+  static std::string evdev_id(const std::string& sys_name);  // evdev-event3
+
   // The id we give a device: cannot collide, unlike the reference's "usb<bus><dev>".
   static std::string usb_id(int busnum, int devnum);
   // Whether a connection to the monitor is open now (it is only while operations are queued).
@@ -78,6 +83,11 @@ class QemuVm : public Vm {
   // A command; QEMU's own errors come back as QmpError, the rest as VmError.
   boost::asio::awaitable<nlohmann::json> execute(QmpConnection& c, const std::string& command, nlohmann::json arguments);
   boost::asio::awaitable<std::vector<VmUsbDevice>> scan_usb(QmpConnection& c);
+  // device_add of a PCI device (`device`: driver and its properties) into a free hot-plug port, or the
+  // root bus; then verified with query-pci. A device with that id already there counts as added.
+  boost::asio::awaitable<void> plug_into_port(QmpConnection& c, nlohmann::json device, std::string id, bool root_bus);
+  // device_del, then DEVICE_DELETED; a device QEMU does not have counts as removed.
+  boost::asio::awaitable<void> unplug_by_id(QmpConnection& c, std::string id);
   boost::asio::awaitable<std::vector<VmPciDevice>> scan_pci(QmpConnection& c);
   // The QOM children of /machine/peripheral and peripheral-anon of a type: (id for device_del, QOM path).
   boost::asio::awaitable<std::vector<std::pair<std::string, std::string>>> peripherals(QmpConnection& c, std::string type);

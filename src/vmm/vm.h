@@ -11,6 +11,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "device/evdev_device.h"
 #include "device/pci_device.h"
 #include "device/usb_device.h"
 
@@ -65,6 +66,11 @@ class Vm {
   virtual boost::asio::awaitable<void> detach_pci(VmPciDevice device) = 0;
   // Every host PCI device the VM holds, ours or not.
   virtual boost::asio::awaitable<std::vector<VmPciDevice>> list_pci() = 0;
+
+  // A host input device (its evdev node), as a virtual input device of the guest.
+  virtual boost::asio::awaitable<void> attach_evdev(EvdevDevice device) = 0;
+  // Removes what attach_evdev added for it; one the VM does not have counts as detached.
+  virtual boost::asio::awaitable<void> detach_evdev(EvdevDevice device) = 0;
 
   std::function<void()> on_up, on_down;
 

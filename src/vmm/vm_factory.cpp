@@ -35,6 +35,14 @@ class UnsupportedVm : public Vm {
     throw VmError(reason_);
     co_return std::vector<VmPciDevice>{};
   }
+  boost::asio::awaitable<void> attach_evdev(EvdevDevice) override {
+    throw VmError(reason_);
+    co_return;
+  }
+  boost::asio::awaitable<void> detach_evdev(EvdevDevice) override {
+    throw VmError(reason_);
+    co_return;
+  }
 
  private:
   std::string reason_;

@@ -27,6 +27,7 @@ void FakeVm::go_down() {
   ++generation_;
   held_.clear();
   held_pci_.clear();
+  held_evdev_.clear();
   release();
   announce_down();
 }
@@ -53,6 +54,7 @@ asio::awaitable<void> FakeVm::begin_attach() {
 
 asio::awaitable<void> FakeVm::attach_usb(UsbDevice device) {
   auto lock = co_await operations_.lock();
+  if (on_usb_attach) on_usb_attach(device);
   co_await begin_attach();
   if (!holds(device.busnum, device.devnum))
     held_.push_back({"fake-" + std::to_string(device.busnum) + "-" + std::to_string(device.devnum), device.busnum, device.devnum, true});
@@ -100,6 +102,24 @@ asio::awaitable<std::vector<VmPciDevice>> FakeVm::list_pci() {
   ++pci_lists_;
   if (auto error = std::exchange(fail_next_list_, std::nullopt)) throw VmError(*error);
   co_return held_pci_;
+}
+
+asio::awaitable<void> FakeVm::attach_evdev(EvdevDevice device) {
+  auto lock = co_await operations_.lock();
+  co_await begin_attach();
+  ++evdev_attaches_;
+  if (!holds_evdev(device.device_node)) held_evdev_.push_back(device.device_node);
+  ++attaches_done_;
+}
+
+asio::awaitable<void> FakeVm::detach_evdev(EvdevDevice device) {
+  auto lock = co_await operations_.lock();
+  if (!running()) throw VmError("VM " + name() + " is not running");
+  std::erase(held_evdev_, device.device_node);
+}
+
+bool FakeVm::holds_evdev(const std::string& device_node) const {
+  return std::ranges::find(held_evdev_, device_node) != held_evdev_.end();
 }
 
 }  // namespace vhp::test

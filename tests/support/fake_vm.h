@@ -3,6 +3,7 @@
 // passthrough decision can be tested on its own, races included: operations are serialised, an
 // attach can be held in flight until the test releases it, made to fail, or cut short by the VM
 // going down; the VM can go down and come back (a restart) at any point.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,12 +31,15 @@ class FakeVm : public Vm {
   boost::asio::awaitable<void> attach_pci(PciDevice device, bool root_bus) override;
   boost::asio::awaitable<void> detach_pci(VmPciDevice device) override;
   boost::asio::awaitable<std::vector<VmPciDevice>> list_pci() override;
+  boost::asio::awaitable<void> attach_evdev(EvdevDevice device) override;
+  boost::asio::awaitable<void> detach_evdev(EvdevDevice device) override;
 
   // Test controls.
   void hold_attaches();          // attaches from now on wait in flight until release()
   void hold_detaches();          // PCI detaches from now on wait in flight (a guest slow to let go) until release()
   void release();                // lets the held attaches and detaches finish
   void fail_next_attach(std::string error) { fail_next_ = std::move(error); }
+  std::function<void(const UsbDevice&)> on_usb_attach;  // sees each USB attach as it reaches the VM
   void go_down();                // the VM stops: it holds nothing, operations in flight fail
   void come_up();                // it starts again
   void put(VmUsbDevice device) { held_.push_back(std::move(device)); }  // something it holds already
@@ -47,6 +51,8 @@ class FakeVm : public Vm {
   bool holds(int busnum, int devnum) const;
   bool holds_pci(const std::string& host) const;
   const std::vector<VmPciDevice>& held_pci() const { return held_pci_; }
+  bool holds_evdev(const std::string& device_node) const;
+  int evdev_attaches() const { return evdev_attaches_; }
   bool last_pci_root_bus() const { return last_pci_root_bus_; }
   int attaches_started() const { return attaches_started_; }
   int attaches_done() const { return attaches_done_; }
@@ -62,6 +68,8 @@ class FakeVm : public Vm {
   std::optional<std::string> fail_next_, fail_next_detach_, fail_next_list_;
   std::vector<VmUsbDevice> held_;
   std::vector<VmPciDevice> held_pci_;
+  std::vector<std::string> held_evdev_;  // device nodes
+  int evdev_attaches_ = 0;
   bool last_pci_root_bus_ = false;
   bool up_ = true, stopped_ = true;
   int generation_ = 0;  // changes when the VM goes down: what was in flight is cut short

@@ -66,4 +66,11 @@ HostPaths add_realistic_host(Testbed& tb) {
   return p;
 }
 
+std::string add_input(Testbed& tb, const std::string& parent, int n, const std::string& name, Strings properties) {
+  auto input = tb.add_device("input", "input" + std::to_string(n), parent, {{"name", name}}, {{"NAME", "\"" + name + "\""}});
+  properties["ID_INPUT"] = "1";
+  properties["DEVNAME"] = "/dev/input/event" + std::to_string(n);
+  return tb.add_device("input", "event" + std::to_string(n), input, {{"dev", "13:" + std::to_string(64 + n)}}, properties);
+}
+
 }  // namespace vhp::test

@@ -15,6 +15,10 @@ struct HostPaths {
 
 HostPaths add_realistic_host(Testbed& tb);
 
+// An input device as the kernel and udev show it: inputN (which carries its name) under `parent`,
+// and its eventN node (/dev/input/eventN) with `properties` (ID_INPUT=1 added). Returns eventN's path.
+std::string add_input(Testbed& tb, const std::string& parent, int n, const std::string& name, Strings properties);
+
 // The security key behind the hub, as a spec a test can vary.
 UsbSpec security_key_spec(const std::string& hub_path);
 

@@ -40,6 +40,7 @@ class InProcessDaemon : public testing::Test {
     options.handle_signals = false;
     options.attach_connected = attach_connected;
     options.host = host_files;
+    if (evdev_grabbed) options.evdev_grabbed = evdev_grabbed;
     options.make_vm = [this](boost::asio::io_context& io, const VmConfig& c) {
       auto vm = std::make_unique<FakeVm>(io, c.name);
       for (const auto& held : already_held[c.name]) vm->put(held);
@@ -73,6 +74,7 @@ class InProcessDaemon : public testing::Test {
   TempDir dir;
   std::map<std::string, std::vector<VmPciDevice>> already_held;  // what each fake VM holds when made
   std::function<void(FakeVm&)> on_vm_made;
+  std::function<bool(const std::string&)> evdev_grabbed;  // the EVIOCGRAB probe's answer; empty: the real probe
   HostInterfaces host_files;  // the daemon's mountinfo and swaps (tests write their own)
   std::optional<Daemon> daemon;
   std::map<std::string, FakeVm*> fakes;

@@ -126,6 +126,7 @@ bool Child::running() {
   int status = 0;
   if (::waitpid(pid_, &status, WNOHANG) == pid_) {
     pid_ = -1;
+    exit_code_ = decode(status);
     return false;
   }
   return true;

@@ -33,10 +33,12 @@ class Child {
   // Sends `signo` and waits; returns the exit code, or 128+signal when killed by one.
   int stop(int signo);
   bool running();
+  int exit_code() const { return exit_code_; }  // once running() saw it end: as stop() returns it
   pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;
+  int exit_code_ = -1;
 };
 
 std::string read_file(const std::string& path);

@@ -235,6 +235,11 @@ void Testbed::set_link(const std::string& sys_path, const std::string& name, con
   umockdev_testbed_set_attribute_link(tb_, sys_path.c_str(), name.c_str(), target.c_str());
 }
 
+void Testbed::set_binary_attribute(const std::string& sys_path, const std::string& name,
+                                   std::vector<unsigned char> bytes) {  // a copy: umockdev takes a non-const buffer
+  umockdev_testbed_set_attribute_binary(tb_, sys_path.c_str(), name.c_str(), bytes.data(), bytes.size());
+}
+
 void Testbed::uevent(const std::string& sys_path, const std::string& action) {
   umockdev_testbed_uevent(tb_, sys_path.c_str(), action.c_str());
 }

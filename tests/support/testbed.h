@@ -61,6 +61,8 @@ class Testbed {
   std::string plug(const UsbSpec& spec);
 
   void set_link(const std::string& sys_path, const std::string& name, const std::string& target);
+  // Writes (or replaces) a binary sysfs attribute, such as a USB device's raw `descriptors`.
+  void set_binary_attribute(const std::string& sys_path, const std::string& name, std::vector<unsigned char> bytes);
   void uevent(const std::string& sys_path, const std::string& action);
   // A real unplug: the "remove" uevent, then the sysfs entry (and its /dev node) disappears.
   void unplug(const std::string& sys_path);
