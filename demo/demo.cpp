@@ -1,12 +1,14 @@
 // A guided run of vhotplugd on a simulated host (umockdev) with two real QEMU VMs (TCG), driven
 // through vhotplugctl: plug, attach, choose a VM, list, detach, unplug; a PCI card bound to vfio-pci
-// and offered to a VM (refused here, where there is no IOMMU) and given back to its host driver.
+// and offered to a VM (refused here, where there is no IOMMU) and given back to its host driver; a
+// built-in keyboard (evdev) sent to its VM; the VMs' start-up arguments (vmm args).
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -36,7 +38,7 @@ void ctl(const std::string& socket, std::vector<std::string> args) {
   for (const auto& a : args) shown += " " + a;
   std::cout << shown << std::endl;
   auto result = test::run_capture(argv);
-  std::cout << result.out << result.err << std::flush;
+  std::cout << result.out << (result.out.empty() || result.out.ends_with("\n") ? "" : "\n") << result.err << std::flush;
   if (result.exit_code != 0) std::cout << "(exit " << result.exit_code << ")" << std::endl;
 }
 
@@ -69,7 +71,9 @@ int main(int argc, char** argv) {
       {"description": "The user picks a VM for storage", "allowedVms": ["vm1", "vm2"], "allow": [{"interfaceClass": 8}]}],
     "pciPassthrough": [
       {"description": "The Wi-Fi card goes to vm2 - the kill switch's net tag", "targetVm": "vm2", "tag": "net",
-       "allow": [{"address": "0000:00:14.3"}]}]})");
+       "allow": [{"address": "0000:00:14.3"}]}],
+    "evdevPassthrough": [
+      {"description": "The laptop's own keyboard goes to vm1", "targetVm": "vm1", "allow": [{"property": "ID_INPUT_KEYBOARD", "value": "1"}]}]})");
   config["vms"] = {{{"name", "vm1"}, {"type", "qemu"}, {"socket", vm1.socket()}},
                    {{"name", "vm2"}, {"type", "qemu"}, {"socket", vm2.socket()}}};
   config["general"] = {{"statePath", dir / "vhotplug.state"}, {"api", {{"transports", {"unix"}}, {"unixSocket", socket}}}};
@@ -159,6 +163,24 @@ int main(int argc, char** argv) {
   std::cout << "host driver after: " << kernel.driver("0000:00:14.3") << " (given back)" << std::endl;
   ctl(socket, {"pci", "list", "--tag", "net", "--short"});
   ctl(socket, {"pci", "attach", "--address", "0000:00:14.3", "--vm", "vm1"});
+
+  say("The laptop's built-in keyboard appears (an evdev device, not USB): its rule sends it to vm1");
+  auto i8042 = tb.add_device("platform", "i8042", "", {}, {});
+  test::add_input(tb, tb.add_device("serio", "serio0", i8042, {}, {}), 0, "AT Translated Set 2 keyboard",
+                  {{"ID_INPUT_KEYBOARD", "1"}, {"ID_BUS", "i8042"}, {"ID_PATH_TAG", "platform-i8042-serio-0"}});
+  test::eventually([&] { return test::read_file(dir / "vhotplugd.log").find("evdev AT Translated") != std::string::npos; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::cout << "(a simulated node is not an evdev device QEMU can open: its refusal, from the daemon's log)" << std::endl;
+  for (std::istringstream log(test::read_file(dir / "vhotplugd.log")); !log.eof();) {
+    std::string line;
+    std::getline(log, line);
+    if (line.find("evdev ") != std::string::npos) std::cout << "  " << line << "\n";
+  }
+
+  say("vm1's start script asks for its start-up arguments (Ghaf's extraArgsScript: vhotplugcli vmm args)");
+  ctl(socket, {"vmm", "args", "--vm", "vm1", "--qemu-bus-prefix", "pci_hotplug_", "--qemu-bus-start-index", "1"});
+  ctl(socket, {"vmm", "args", "--vm", "vm2", "--qemu-bus-prefix", "pci_hotplug_", "--qemu-bus-start-index", "1"});
+  std::cout << "host driver of the Wi-Fi card now: " << kernel.driver("0000:00:14.3") << " (QEMU opens it at start)" << std::endl;
 
   say("Done: stopping the daemon");
   std::cout << "vhotplugd exited with " << daemon.stop(SIGTERM) << std::endl;
