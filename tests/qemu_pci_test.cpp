@@ -1,6 +1,7 @@
 // QemuVm's PCI hot-plug: against real QEMU 7.2 for what it can show here (its query-pci, the port
 // search, its refusal of vfio-pci, a guest that never lets a device go), and against a fake monitor
-// replaying QEMU's own captured answers (tests/data/qmp) for the success path VFIO would take.
+// replaying QEMU's own captured answers (tests/data/qmp) for the success path VFIO would take. The
+// same for input devices (virtio-input-host-pci on the same ports): no evdev node can exist here.
 #include <atomic>
 #include <fstream>
 
@@ -174,6 +175,80 @@ TEST(QemuPciReplay, AttachListAndDetachOnCapturedAnswers) {
   EXPECT_EQ(held[0].id, "vhp-pci-0000-00-14.3");
   EXPECT_EQ(held[0].host, "0000:00:14.3");
   complete(io, vm.detach_pci({"", "0000:00:14.3"}));  // found by its host address
+  EXPECT_TRUE(deleted);
+  vm.stop();
+}
+
+EvdevDevice keyboard() {
+  EvdevDevice d;
+  d.sys_name = "event0";
+  d.device_node = "/dev/input/event0";
+  d.name = "AT Translated Set 2 keyboard";
+  return d;
+}
+
+TEST(QemuEvdev, RealQemuRefusesANodeItCannotOpenAndKeepsNothing) {
+  test::TempDir dir;
+  test::Qemu qemu{dir.path(), "vm1"};
+  qemu.start();
+  boost::asio::io_context io;
+  QemuVm vm{io, "vm1", qemu.socket(), quick()};
+  vm.start();
+  ASSERT_TRUE(run_until(io, [&] { return vm.running(); }));
+  std::string error;
+  try {
+    complete(io, vm.attach_evdev(keyboard()));
+  } catch (const VmError& e) {
+    error = e.what();
+  }
+  EXPECT_EQ(error, "Could not open '/dev/input/event0': No such file or directory");
+  auto reply = qemu.qmp("qom-list", {{"path", "/machine/peripheral"}});
+  for (const auto& child : reply["return"]) EXPECT_NE(child["name"], "evdev-event0");
+  complete(io, vm.detach_evdev(keyboard()));  // not there: detached already
+  vm.stop();
+}
+
+// What a real node would give: QEMU's device_add answer, the device on the first free port's bus
+// (the captured query-pci, its device renamed to the id asked for), then device_del and DEVICE_DELETED.
+TEST(QemuEvdevReplay, AttachAndDetachOnCapturedAnswers) {
+  test::TempDir dir;
+  std::atomic<bool> added = false, deleted = false;
+  json add_arguments;
+  test::FakeQmp fake(dir / "vm.qmp", [&](const json& r) -> std::optional<std::string> {
+    auto command = r.value("execute", "");
+    if (command == "query-pci") {
+      auto reply = captured(added ? "running-query-pci-after-add" : "running-query-pci-empty");
+      for (auto& port : reply["return"][0]["devices"])
+        if (port.contains("pci_bridge"))
+          for (auto& d : port["pci_bridge"]["devices"]) d["qdev_id"] = add_arguments.value("id", "");
+      reply["id"] = r["id"];
+      return reply.dump();
+    }
+    if (command == "device_add") {
+      add_arguments = r["arguments"];
+      added = true;
+      auto reply = captured("running-device_add-e1000e-ok");
+      reply["id"] = r["id"];
+      return reply.dump();
+    }
+    if (command == "device_del") {
+      deleted = r["arguments"]["id"] == "evdev-event0";
+      auto event = captured("event-DEVICE_DELETED-usb");
+      event["data"] = {{"device", r["arguments"]["id"]}, {"path", "/machine/peripheral/" + r["arguments"]["id"].get<std::string>()}};
+      auto reply = captured("running-device_del-pci-ok");
+      reply["id"] = r["id"];
+      return reply.dump() + "\r\n" + event.dump();
+    }
+    return std::nullopt;
+  });
+  boost::asio::io_context io;
+  QemuVm vm(io, "vm1", dir / "vm.qmp", quick());
+  vm.start();
+  ASSERT_TRUE(run_until(io, [&] { return vm.running(); }));
+  complete(io, vm.attach_evdev(keyboard()));
+  EXPECT_EQ(add_arguments,
+            json::parse(R"({"driver":"virtio-input-host-pci","evdev":"/dev/input/event0","id":"evdev-event0","bus":"pci_hotplug_1","addr":"0"})"));
+  complete(io, vm.detach_evdev(keyboard()));
   EXPECT_TRUE(deleted);
   vm.stop();
 }
