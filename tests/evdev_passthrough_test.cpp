@@ -1,6 +1,7 @@
 // Input devices (evdev) in-process: the real Daemon on a umockdev host with a laptop's built-in
 // keyboard, touchpad and lid switch, its VMs in-process fakes. Real evdev nodes cannot exist here
 // (no uinput): the EVIOCGRAB probe's answer is the test's (InProcessDaemon::evdev_grabbed).
+#include <algorithm>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -25,7 +26,11 @@ class EvdevPassthrough : public test::InProcessDaemon {
     keyboard = test::add_input(tb, tb.add_device("serio", "serio0", i8042, {}, {}), 0, "AT Translated Set 2 keyboard",
                                {{"ID_INPUT_KEYBOARD", "1"}, {"ID_BUS", "i8042"}, {"ID_PATH_TAG", "platform-i8042-serio-0"}});
     lid = test::add_input(tb, tb.add_device("acpi", "PNP0C0D:00", "", {}, {}), 2, "Lid Switch", {{"ID_INPUT_SWITCH", "1"}});
-    evdev_grabbed = [this](const std::string& node) { return grabbed.contains(node); };
+    // As QEMU does, a fake VM grabs the nodes it holds; `grabbed`: what some other process grabs.
+    evdev_grabbed = [this](const std::string& node) {
+      probed.push_back(node);
+      return grabbed.contains(node) || std::ranges::any_of(fakes, [&](const auto& f) { return f.second->holds_evdev(node); });
+    };
   }
 
   std::optional<std::string> vm_of(const std::string& sys_path) {
@@ -40,6 +45,7 @@ class EvdevPassthrough : public test::InProcessDaemon {
 
   std::string i8042, keyboard, lid;
   std::set<std::string> grabbed;
+  std::vector<std::string> probed;
 };
 
 TEST_F(EvdevPassthrough, AtStartWithMinusAEachGoesToItsRulesVm) {
@@ -75,7 +81,7 @@ TEST_F(EvdevPassthrough, AVmRestartGetsItsDevicesBack) {
 TEST_F(EvdevPassthrough, ANodeSomeoneGrabsIsNotAddedTwice) {
   grabbed = {"/dev/input/event0"};  // the VM's QEMU has it from its command line (vmm_args)
   start(true);
-  ASSERT_TRUE(run_until(io(), [&] { return vm_of(lid) == "vm2"; }));
+  ASSERT_TRUE(run_until(io(), [&] { return vm_of(lid) == "vm2" && std::ranges::count(probed, "/dev/input/event0") == 1; }));
   EXPECT_EQ(vm("vm1").evdev_attaches(), 0);
   EXPECT_EQ(vm_of(keyboard), std::nullopt);
 }
@@ -94,11 +100,43 @@ TEST_F(EvdevPassthrough, AReloadMovesWhatTheRulesNowSendElsewhere) {
   start(true);
   ASSERT_TRUE(run_until(io(), [&] { return vm_of(keyboard) == "vm1"; }));
   write_config(json::parse(R"({"evdevPassthrough": [{"targetVm": "vm2", "allow": [{"property": "ID_INPUT_KEYBOARD", "value": "1"}]}]})"));
+  vm("vm1").hold_detaches();  // vm1's QEMU lets the node go only when its guest has
+  int before = vm("vm2").evdev_attaches();  // the lid's
   daemon->reload();
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").evdev_detaches_started() == 1; }));
+  EXPECT_EQ(vm("vm2").evdev_attaches(), before);  // not while vm1 still grabs it
+  vm("vm1").release();
   ASSERT_TRUE(run_until(io(), [&] { return vm_of(keyboard) == "vm2"; }));
   EXPECT_FALSE(vm("vm1").holds_evdev("/dev/input/event0"));
   EXPECT_TRUE(vm("vm2").holds_evdev("/dev/input/event0"));
   ASSERT_TRUE(run_until(io(), [&] { return !vm("vm2").holds_evdev("/dev/input/event2"); }));  // the lid: no rule now
+  EXPECT_EQ(vm_of(lid), std::nullopt);
+}
+
+// A reload while the attach is still with the VM: the attach ends, sees the new rule, and moves it.
+TEST_F(EvdevPassthrough, AReloadDuringAnAttachEndsInTheNewVm) {
+  start();
+  vm("vm1").hold_attaches();
+  auto touchpad = plug_touchpad();
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  write_config(json::parse(R"({"evdevPassthrough": [{"targetVm": "vm2", "allow": [{"property": "ID_INPUT_TOUCHPAD", "value": "1"}]}]})"));
+  daemon->reload();
+  vm("vm1").release();
+  ASSERT_TRUE(run_until(io(), [&] { return vm_of(touchpad) == "vm2"; }));
+  EXPECT_FALSE(vm("vm1").holds_evdev("/dev/input/event5"));
+  EXPECT_TRUE(vm("vm2").holds_evdev("/dev/input/event5"));
+}
+
+TEST_F(EvdevPassthrough, AVmStoppingDuringTheAttachGetsTheDeviceWhenItIsBack) {
+  start();
+  vm("vm1").hold_attaches();
+  auto touchpad = plug_touchpad();
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_started() == 1; }));
+  vm("vm1").go_down();
+  ASSERT_TRUE(run_until(io(), [&] { return vm("vm1").attaches_done() == 0 && daemon->manager().evdev_attachments().empty(); }));
+  vm("vm1").come_up();
+  ASSERT_TRUE(run_until(io(), [&] { return vm_of(touchpad) == "vm1"; }));
+  EXPECT_TRUE(vm("vm1").holds_evdev("/dev/input/event5"));
 }
 
 }  // namespace

@@ -218,9 +218,10 @@ TEST(QemuEvdevReplay, AttachAndDetachOnCapturedAnswers) {
     auto command = r.value("execute", "");
     if (command == "query-pci") {
       auto reply = captured(added ? "running-query-pci-after-add" : "running-query-pci-empty");
-      for (auto& port : reply["return"][0]["devices"])
+      for (auto& port : reply["return"][0]["devices"])  // the capture's device is behind pci_hotplug_1: there only if asked there
         if (port.contains("pci_bridge"))
-          for (auto& d : port["pci_bridge"]["devices"]) d["qdev_id"] = add_arguments.value("id", "");
+          for (auto& d : port["pci_bridge"]["devices"])
+            d["qdev_id"] = add_arguments.value("bus", "") == "pci_hotplug_1" ? add_arguments.value("id", "") : "someone-else";
       reply["id"] = r["id"];
       return reply.dump();
     }

@@ -77,6 +77,8 @@ std::string needs_restart(const nlohmann::json& before, const nlohmann::json& af
   }
   for (const char* key : {"statePath", "persistency", "crosvm"})
     if (at(before, {"general", key}) != at(after, {"general", key})) changed.push_back(std::string("general.") + key);
+  for (const char* key : {"enable", "deauthorizeUnmatched"})  // acted on at start; hostAllow applies at once
+    if (at(before, {"usbAuthorization", key}) != at(after, {"usbAuthorization", key})) changed.push_back(std::string("usbAuthorization.") + key);
   if (at(before, {"vms"}) != at(after, {"vms"})) changed.push_back("vms");
   std::string list;
   for (const auto& c : changed) list += (list.empty() ? "" : ", ") + c;
@@ -95,8 +97,8 @@ Config load_config_or_default(const std::string& path) {
   }
   auto config = load_config_file(path);
   for (const auto& w : config.warnings) spdlog::warn("config: {}", w);
-  spdlog::info("loaded config {}: {} VMs, {} USB and {} PCI rule groups", path, config.vms.size(), config.usb.size(),
-               config.pci.size());
+  spdlog::info("loaded config {}: {} VMs, {} USB, {} PCI, {} input-device and {} ACPI rule groups", path, config.vms.size(),
+               config.usb.size(), config.pci.size(), config.evdev.size(), config.acpi.size());
   return config;
 }
 

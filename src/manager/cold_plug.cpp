@@ -61,11 +61,11 @@ std::optional<std::string> chown_table(const AcpiTable& t) {
 
 }  // namespace
 
-std::vector<std::pair<PciDevice, PciMatch>> ColdPlug::pci_devices(const std::string& vm) const {
+std::vector<std::pair<PciDevice, PciMatch>> ColdPlug::pci_devices(const Policy& policy, const std::string& vm) const {
   std::vector<std::pair<PciDevice, PciMatch>> out;
   std::set<std::string> taken;
   for (const auto& d : manager_.registry().pci_devices()) {  // by address, as the reference's udev enumeration
-    auto match = manager_.policy().match_pci(d);
+    auto match = policy.match_pci(d);
     if (!match || match->skips(d) || taken.contains(d.address)) continue;
     if (match->iommu_add_all)
       for (const auto& member : d.iommu_group_members)
@@ -77,8 +77,8 @@ std::vector<std::pair<PciDevice, PciMatch>> ColdPlug::pci_devices(const std::str
   return out;
 }
 
-void ColdPlug::check_required(const std::string& vm, bool any_device) const {
-  const auto& groups = manager_.policy().config().pci;
+void ColdPlug::check_required(const Policy& policy, const std::string& vm, bool any_device) const {
+  const auto& groups = policy.config().pci;
   auto targets = [&](const PciRuleGroup& g) { return g.enabled && g.target_vm == vm; };
   if (std::ranges::none_of(groups, targets)) throw VmError("No PCI passthrough rules are configured for VM " + vm);
   if (!any_device) throw VmError("PCI passthrough is configured for VM " + vm + ", but no matching devices are present");
@@ -91,9 +91,9 @@ void ColdPlug::check_required(const std::string& vm, bool any_device) const {
   }
 }
 
-std::vector<std::string> ColdPlug::acpi_tables(const std::string& vm) const {
+std::vector<std::string> ColdPlug::acpi_tables(const Policy& policy, const std::string& vm) const {
   std::vector<std::string> out;
-  for (const auto& t : manager_.policy().acpi_tables(vm)) {
+  for (const auto& t : policy.acpi_tables(vm)) {
     struct stat st{};
     if (::stat(t.acpi_table.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
       spdlog::warn("ACPI table {} doesn't exist on the system", t.acpi_table);
@@ -111,25 +111,26 @@ std::vector<std::string> ColdPlug::acpi_tables(const std::string& vm) const {
 }
 
 asio::awaitable<std::vector<std::string>> ColdPlug::args(VmmArgs request) {
-  const auto* vm = manager_.policy().config().find_vm(request.vm);
+  auto policy = manager_.policy_ptr();  // this request's rules, whatever a reload swaps in while it binds
+  const auto* vm = policy->config().find_vm(request.vm);
   if (!vm) throw VmError("VM " + request.vm + " is not found in the config file");
-  auto devices = pci_devices(request.vm);
-  if (request.require_pci) check_required(request.vm, !devices.empty());
+  auto devices = pci_devices(*policy, request.vm);
+  if (request.require_pci) check_required(*policy, request.vm, !devices.empty());
 
   ColdPlugPlan plan;
-  plan.has_pci_rules = std::ranges::any_of(manager_.policy().config().pci, [&](const PciRuleGroup& g) { return g.enabled && g.target_vm == request.vm; });
+  plan.has_pci_rules = std::ranges::any_of(policy->config().pci, [&](const PciRuleGroup& g) { return g.enabled && g.target_vm == request.vm; });
   plan.qemu_bus_prefix = request.qemu_bus_prefix;
   plan.qemu_bus_start_index = request.qemu_bus_start_index;
-  plan.ovmf_code = manager_.policy().config().general.ovmf_code;
-  plan.ovmf_vars = manager_.policy().config().general.ovmf_vars;
+  plan.ovmf_code = policy->config().general.ovmf_code;
+  plan.ovmf_vars = policy->config().general.ovmf_vars;
   for (const auto& [d, match] : devices) {
     if (match.auto_ovmf && is_nvidia_display(d)) plan.needs_ovmf = true;
     co_await pci_.prepare_cold_plug(d);  // the VM opens /dev/vfio/<group> at start
     plan.pci.push_back({d.address, match.qemu_use_root_bus, match.crosvm_use_root_bus});
   }
-  plan.acpi_tables = acpi_tables(request.vm);
+  plan.acpi_tables = acpi_tables(*policy, request.vm);
   for (const auto& d : manager_.registry().evdev_devices())
-    if (auto match = manager_.policy().match_evdev(d); match && match->target_vm == request.vm) plan.evdev_nodes.push_back(d.device_node);
+    if (auto match = policy->match_evdev(d); match && match->target_vm == request.vm) plan.evdev_nodes.push_back(d.device_node);
   auto args = cold_plug_args(vm->type, plan);
   spdlog::info("VMM args for {}: {}", request.vm, fmt::join(args, " "));
   co_return args;

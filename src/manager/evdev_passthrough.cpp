@@ -53,47 +53,69 @@ void EvdevPassthrough::vm_down(const std::string& vm) { std::erase_if(manager_.e
 
 void EvdevPassthrough::reapply_policy() {
   for (const auto& d : manager_.registry().evdev_devices()) {
+    if (in_flight_.contains(d.sys_path)) continue;  // that attach re-checks the rules when its VM answers
     auto match = manager_.policy().match_evdev(d);
     auto& attached = manager_.evdev_attachments();
     auto it = attached.find(d.sys_path);
     std::optional<std::string> now = it == attached.end() ? std::nullopt : std::optional(it->second);
-    if (now && (!match || match->target_vm != *now)) {
+    if (now && match && match->target_vm == *now) continue;
+    if (now) {
       attached.erase(it);
-      spawn(detach(d, *now), "taking an input device out of its VM");
-    }
-    if (match && (!now || match->target_vm != *now) && wanted_.contains(d.sys_path))
+      spawn(move(d, *now, match && wanted_.contains(d.sys_path) ? std::optional(match->target_vm) : std::nullopt),
+            "moving an input device the rules now send elsewhere");
+    } else if (match && wanted_.contains(d.sys_path)) {
       spawn(attach(d, match->target_vm), "attaching an input device the rules now send");
+    }
   }
 }
 
+// Out of its old VM first: until QEMU lets the node go, it grabs it, and the next VM's probe would
+// take that for "already there".
+asio::awaitable<void> EvdevPassthrough::move(EvdevDevice d, std::string from, std::optional<std::string> to) {
+  co_await detach(d, from);
+  if (to) co_await attach(d, *to);
+}
+
 asio::awaitable<void> EvdevPassthrough::attach(EvdevDevice d, std::string vm_name) {
-  auto alive = alive_;
   auto* vm = owner_.vm(vm_name);
   if (!vm || vm->unsupported() || !vm->running()) {
     spdlog::info("evdev {}: VM {} is not running; it gets the device when it comes up", friendly_name(d), vm_name);
     co_return;
   }
-  if (manager_.evdev_attachments().contains(d.sys_path)) co_return;
-  if (grabbed_elsewhere_(d.device_node)) {
-    spdlog::info("evdev {}: grabbed by another process, likely already in the VM; not adding it again", friendly_name(d));
-    co_return;
-  }
-  spdlog::info("evdev {}: attaching to {}", friendly_name(d), vm_name);
-  auto error = co_await error_of(vm->attach_evdev(d));
-  if (!*alive) co_return;
-  if (!error.empty()) {
-    spdlog::error("evdev {}: attaching to {} failed: {}", friendly_name(d), vm_name, error);
-    co_return;
-  }
-  // What changed while the VM worked wins: an unplug, a reload.
-  auto match = manager_.policy().match_evdev(d);
-  if (!manager_.registry().find_evdev(d.sys_path) || !match || match->target_vm != vm_name) {
+  if (manager_.evdev_attachments().contains(d.sys_path) || !in_flight_.insert(d.sys_path).second) co_return;
+  auto alive = alive_;
+  std::string next;  // where the rules send it once this attach is over, if elsewhere
+  {
+    InFlight guard{alive, in_flight_, d.sys_path};
+    if (grabbed_elsewhere_(d.device_node)) {
+      spdlog::info("evdev {}: grabbed by another process, likely already in the VM; not adding it again", friendly_name(d));
+      co_return;
+    }
+    spdlog::info("evdev {}: attaching to {}", friendly_name(d), vm_name);
+    auto error = co_await error_of(vm->attach_evdev(d));
+    if (!*alive) co_return;
+    if (!error.empty()) {
+      spdlog::error("evdev {}: attaching to {} failed: {}", friendly_name(d), vm_name, error);
+      co_return;
+    }
+    // What changed while the VM worked wins: an unplug, the VM stopping, a reload.
+    auto match = manager_.policy().match_evdev(d);
+    if (!vm->running()) co_return;  // it went down with the device: it gets it again when it comes up
+    if (manager_.registry().find_evdev(d.sys_path) && match && match->target_vm == vm_name) {
+      manager_.evdev_attachments()[d.sys_path] = vm_name;
+      spdlog::info("evdev {}: attached to {}", friendly_name(d), vm_name);
+      co_return;
+    }
     spdlog::info("evdev {}: unplugged or no longer for {} during the attach; taking it out again", friendly_name(d), vm_name);
     co_await detach(d, vm_name);
-    co_return;
+    if (!*alive || !match || !manager_.registry().find_evdev(d.sys_path) || !wanted_.contains(d.sys_path)) co_return;
+    next = match->target_vm;
   }
-  manager_.evdev_attachments()[d.sys_path] = vm_name;
-  spdlog::info("evdev {}: attached to {}", friendly_name(d), vm_name);
+  co_await attach(d, next);
+}
+
+EvdevPassthrough::InFlight::~InFlight() {
+  if (*alive) set.erase(path);
 }
 
 asio::awaitable<void> EvdevPassthrough::detach(EvdevDevice d, std::string vm_name) {

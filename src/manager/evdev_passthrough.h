@@ -7,6 +7,7 @@
 // Passthrough (which owns the VMs) on the event loop.
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -36,6 +37,13 @@ class EvdevPassthrough {
  private:
   boost::asio::awaitable<void> attach(EvdevDevice d, std::string vm);
   boost::asio::awaitable<void> detach(EvdevDevice d, std::string vm);
+  boost::asio::awaitable<void> move(EvdevDevice d, std::string from, std::optional<std::string> to);
+  struct InFlight {  // an attach under way, for as long as its scope lasts
+    std::shared_ptr<bool> alive;
+    std::set<std::string>& set;
+    std::string path;
+    ~InFlight();
+  };
   void spawn(boost::asio::awaitable<void> work, const char* what);
 
   boost::asio::io_context& io_;
@@ -43,7 +51,8 @@ class EvdevPassthrough {
   DeviceManager& manager_;
   bool attach_connected_;
   GrabProbe grabbed_elsewhere_;
-  std::set<std::string> wanted_;  // sys paths: plugged since start, or present at start with -a
+  std::set<std::string> wanted_;     // sys paths: plugged since start, or present at start with -a
+  std::set<std::string> in_flight_;  // sys paths with an attach under way: one at a time each
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

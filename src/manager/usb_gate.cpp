@@ -14,7 +14,8 @@ void UsbGate::set(const UsbDevice& d, bool authorized, const char* why) {
 }
 
 void UsbGate::start() {
-  if (!enabled()) return;
+  enabled_ = manager_.policy().config().usb_authorization.enable;
+  if (!enabled_) return;
   spdlog::info("Enabling USB authorization");
   if (auto problems = authorizer_.deny_by_default(); !problems.empty()) spdlog::warn("usb authorization: {}", problems);
   bool sweep = manager_.policy().config().usb_authorization.deauthorize_unmatched;
@@ -31,6 +32,7 @@ void UsbGate::plugged(const UsbDevice& d) {
   if (!enabled()) return;
   if (d.is_hub) set(d, true, "a hub");
   else if (manager_.policy().usb_host_allowed(d)) set(d, true, "hostAllow");
+  else if (manager_.held_by_host(d)) set(d, true, "the host's own disk, back after a re-enumeration");
 }
 
 void UsbGate::before_attach(const UsbDevice& d) {
@@ -43,7 +45,9 @@ void UsbGate::before_attach(const UsbDevice& d) {
 }
 
 void UsbGate::attach_failed(const UsbDevice& d) {
-  if (enabled() && manager_.registry().find_usb(d.sys_path)) set(d, false, "its VM did not take it");
+  // Still in another VM (a move whose detach failed, an attach that lost a race): it stays authorized.
+  if (enabled() && manager_.registry().find_usb(d.sys_path) && !manager_.placements().attachment(d))
+    set(d, false, "its VM did not take it");
 }
 
 void UsbGate::left_vm(const UsbDevice& d) {

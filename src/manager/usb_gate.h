@@ -17,8 +17,8 @@ class UsbGate {
  public:
   explicit UsbGate(DeviceManager& manager) : manager_(manager), authorizer_(manager.host()) {}
 
-  bool enabled() const { return manager_.policy().config().usb_authorization.enable; }
-  void start();
+  bool enabled() const { return enabled_; }
+  void start();  // decides `enable` for the daemon's life: a reload cannot turn it on or off
   void plugged(const UsbDevice& d);  // a hub or a hostAllow device: authorized
   // Throws VmError ("Failed to authorize …", the reference's text) when it cannot.
   void before_attach(const UsbDevice& d);
@@ -30,6 +30,7 @@ class UsbGate {
 
   DeviceManager& manager_;
   UsbAuthorizer authorizer_;
+  bool enabled_ = false;
 };
 
 }  // namespace vhp

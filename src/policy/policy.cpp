@@ -39,8 +39,7 @@ std::optional<PciMatch> Policy::match_pci(const PciDevice& d) const {
 }
 
 bool Policy::usb_host_allowed(const UsbDevice& d) const {
-  return config_.usb_authorization.enable &&
-         std::ranges::any_of(config_.usb_authorization.host_allow, [&](const UsbSelector& s) { return s.enabled && s.matches(d, *modules_); });
+  return std::ranges::any_of(config_.usb_authorization.host_allow, [&](const UsbSelector& s) { return s.enabled && s.matches(d, *modules_); });
 }
 
 std::optional<EvdevMatch> Policy::match_evdev(const EvdevDevice& d) const {

@@ -8,8 +8,8 @@ namespace vhp {
 std::vector<std::string> qemu_cold_plug_args(const ColdPlugPlan& plan) {
   std::vector<std::string> args;
   if (plan.needs_ovmf) {
-    if (!plan.ovmf_code) throw VmError("General ovmfCode is not defined");
-    if (!plan.ovmf_vars) throw VmError("General ovmfVars is not defined");
+    if (plan.ovmf_code.value_or("").empty()) throw VmError("General ovmfCode is not defined");  // Python: `if not ovmf_code`
+    if (plan.ovmf_vars.value_or("").empty()) throw VmError("General ovmfVars is not defined");
     args.insert(args.end(), {"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + *plan.ovmf_code, "-drive",
                              "if=pflash,format=raw,unit=1,readonly=on,file=" + *plan.ovmf_vars});
   }

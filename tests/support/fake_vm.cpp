@@ -115,6 +115,10 @@ asio::awaitable<void> FakeVm::attach_evdev(EvdevDevice device) {
 asio::awaitable<void> FakeVm::detach_evdev(EvdevDevice device) {
   auto lock = co_await operations_.lock();
   if (!running()) throw VmError("VM " + name() + " is not running");
+  ++evdev_detaches_started_;
+  if (auto gate = detach_gate_)  // it still grabs the node meanwhile, as QEMU until DEVICE_DELETED
+    while (!co_await gate->wait(std::chrono::hours(1))) {
+    }
   std::erase(held_evdev_, device.device_node);
 }
 

@@ -36,7 +36,7 @@ class FakeVm : public Vm {
 
   // Test controls.
   void hold_attaches();          // attaches from now on wait in flight until release()
-  void hold_detaches();          // PCI detaches from now on wait in flight (a guest slow to let go) until release()
+  void hold_detaches();          // PCI and input detaches from now on wait in flight (a guest slow to let go) until release()
   void release();                // lets the held attaches and detaches finish
   void fail_next_attach(std::string error) { fail_next_ = std::move(error); }
   std::function<void(const UsbDevice&)> on_usb_attach;  // sees each USB attach as it reaches the VM
@@ -53,6 +53,7 @@ class FakeVm : public Vm {
   const std::vector<VmPciDevice>& held_pci() const { return held_pci_; }
   bool holds_evdev(const std::string& device_node) const;
   int evdev_attaches() const { return evdev_attaches_; }
+  int evdev_detaches_started() const { return evdev_detaches_started_; }
   bool last_pci_root_bus() const { return last_pci_root_bus_; }
   int attaches_started() const { return attaches_started_; }
   int attaches_done() const { return attaches_done_; }
@@ -69,7 +70,7 @@ class FakeVm : public Vm {
   std::vector<VmUsbDevice> held_;
   std::vector<VmPciDevice> held_pci_;
   std::vector<std::string> held_evdev_;  // device nodes
-  int evdev_attaches_ = 0;
+  int evdev_attaches_ = 0, evdev_detaches_started_ = 0;
   bool last_pci_root_bus_ = false;
   bool up_ = true, stopped_ = true;
   int generation_ = 0;  // changes when the VM goes down: what was in flight is cut short
