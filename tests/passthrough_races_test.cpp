@@ -210,7 +210,7 @@ TEST_F(Races, WhatAVmAlreadyHoldsIsAdoptedByItsHostAddressWhateverItsId) {
 
 TEST_F(Races, AVmTypeWithoutABackendIsAClearErrorAtAttachTime) {
   json config = json::parse(kRules);
-  config["vms"] = {{{"name", "vm1"}, {"type", "crosvm"}, {"socket", dir / "vm1.sock"}}};
+  config["vms"] = {{{"name", "vm1"}, {"type", "cloud-hypervisor"}, {"socket", dir / "vm1.sock"}}};
   config["usbPassthrough"][1]["allowedVms"] = {"vm1"};
   config["general"] = {{"statePath", dir / "state.json"}, {"api", {{"enable", false}}}};
   std::ofstream(dir / "vhotplug.conf") << config.dump(2);
@@ -222,7 +222,7 @@ TEST_F(Races, AVmTypeWithoutABackendIsAClearErrorAtAttachTime) {
   plug_key(40, "1-2.2");
   DeviceSelector s;
   s.device_node = "/dev/bus/usb/001/040";
-  EXPECT_EQ(request(UsbAttach{s, std::nullopt}).error, "Unsupported vm type: crosvm");
+  EXPECT_EQ(request(UsbAttach{s, std::nullopt}).error, "Unsupported vm type: cloud-hypervisor");
 }
 
 // SIGHUP re-applies the rules to what is there now.

@@ -114,7 +114,9 @@ Daemon::Daemon(DaemonOptions options)
   api_config_ = config.general.api;
   store_ = std::make_unique<StateStore>(config.general.persistency ? config.general.state_path : "");
   manager_ = std::make_unique<DeviceManager>(registry_, std::make_shared<const Policy>(std::move(config), modules_), *store_, options_.host);
-  VmFactory make_vm = default_vm_factory(io_);
+  VmOptions vm_options;
+  vm_options.crosvm_binary = manager_->policy().config().general.crosvm;
+  VmFactory make_vm = default_vm_factory(io_, vm_options);
   if (options_.make_vm) make_vm = [this](const VmConfig& c) { return options_.make_vm(io_, c); };
   passthrough_ = std::make_unique<Passthrough>(io_, *manager_, std::move(make_vm), vfio_, options_.attach_connected,
                                                options_.evdev_grabbed);

@@ -52,6 +52,7 @@ class UnsupportedVm : public Vm {
 
 std::unique_ptr<Vm> make_vm(boost::asio::io_context& io, const VmConfig& config, const VmOptions& options) {
   if (config.type == "qemu") return std::make_unique<QemuVm>(io, config.name, config.socket, options.qemu);
+  if (config.type == "crosvm") return std::make_unique<CrosvmVm>(io, config.name, config.socket, options.crosvm_binary, options.crosvm);
   return std::make_unique<UnsupportedVm>(config.name, config.type);
 }
 

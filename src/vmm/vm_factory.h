@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "policy/config.h"
+#include "vmm/crosvm_vm.h"
 #include "vmm/qemu_vm.h"
 #include "vmm/vm.h"
 
@@ -13,6 +14,8 @@ namespace vhp {
 
 struct VmOptions {
   QemuTimeouts qemu;
+  CrosvmTimeouts crosvm;
+  std::string crosvm_binary = "crosvm";  // general.crosvm
 };
 
 // A type without a runtime backend gets a VM that is never up and whose operations fail with

@@ -1,0 +1,265 @@
+#include "vmm/crosvm_vm.h"
+
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+#include <thread>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "vmm/child_process.h"
+
+namespace vhp {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::vector<std::string> words(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+std::string sysfs_path(const std::string& address) { return "/sys/bus/pci/devices/" + address; }
+
+asio::awaitable<void> pause(std::chrono::milliseconds interval) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(interval);
+  boost::system::error_code ignored;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+}  // namespace
+
+CrosvmVm::CrosvmVm(asio::io_context& io, std::string name, std::string socket_path, std::string crosvm, CrosvmTimeouts timeouts)
+    : Vm(std::move(name)),
+      io_(io),
+      socket_path_(std::move(socket_path)),
+      crosvm_(crosvm.empty() ? "crosvm" : std::move(crosvm)),
+      timeouts_(timeouts),
+      operations_(io.get_executor()),
+      socket_watch_(io, socket_path_, timeouts.watch_fallback, [this] { check(); }) {}
+
+CrosvmVm::~CrosvmVm() {
+  *alive_ = false;
+  stop();
+}
+
+std::string CrosvmVm::usb_id(int port) { return "crosvm-usb-" + std::to_string(port); }
+
+void CrosvmVm::start() {
+  stopped_ = false;
+  socket_watch_.start();
+  check();
+}
+
+void CrosvmVm::stop() {
+  stopped_ = true;
+  socket_watch_.stop();
+  up_ = false;
+}
+
+// A non-blocking connect to a listening Unix socket completes (or is refused) at once.
+std::string CrosvmVm::generation() const {
+  struct stat st {};
+  if (::stat(socket_path_.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return "";
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path_.size() >= sizeof addr.sun_path) return "";
+  std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  bool accepts = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 || errno == EAGAIN || errno == EINPROGRESS;
+  ::close(fd);
+  if (!accepts) return "";
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
+         std::to_string(st.st_ctim.tv_nsec);
+}
+
+void CrosvmVm::check() {
+  if (stopped_) return;
+  auto now = generation();
+  if (now == generation_) return;
+  bool was_up = up_;
+  generation_ = now;
+  ports_.clear();  // ports belong to one run of the VM
+  if (was_up) {
+    up_ = false;
+    spdlog::info("vm {}: down ({})", name(), now.empty() ? "its control socket is gone" : "its control socket was replaced");
+    announce_down();
+  }
+  if (!now.empty()) {
+    up_ = true;
+    spdlog::info("vm {}: up (crosvm control socket {})", name(), socket_path_);
+    announce_up();
+  }
+}
+
+asio::awaitable<CrosvmVm::Lock> CrosvmVm::begin(const char* what) {
+  auto lock = co_await operations_.lock();
+  check();  // no event is missed, but one may still be on its way
+  if (stopped_ || !up_) throw VmError("VM " + name() + " is not running");
+  spdlog::debug("vm {}: {}", name(), what);
+  co_return lock;
+}
+
+asio::awaitable<std::string> CrosvmVm::crosvm(std::vector<std::string> args) {
+  std::vector<std::string> argv{crosvm_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back(socket_path_);
+  ChildOutput result;
+  try {
+    result = co_await run_child(argv, timeouts_.command);
+  } catch (const ChildError& e) {
+    throw VmError("VM " + name() + ": crosvm " + args.front() + " " + args.at(1) + ": " + e.what());
+  }
+  if (result.exit_code != 0) {
+    auto said = words(result.err.empty() ? result.out : result.err);
+    std::string text;
+    for (const auto& w : said) text += (text.empty() ? "" : " ") + w;
+    throw VmError("VM " + name() + ": crosvm " + args.front() + " " + args.at(1) + " failed with code " +
+                  std::to_string(result.exit_code) + (text.empty() ? "" : ": " + text));
+  }
+  co_return result.out;
+}
+
+asio::awaitable<std::vector<std::pair<int, std::string>>> CrosvmVm::usb_ports() {
+  std::vector<std::string> args{"usb", "list"};
+  auto out = co_await crosvm(std::move(args));
+  auto w = words(out);
+  if (w.empty() || w.front() != "devices" || (w.size() - 1) % 3 != 0) throw VmError("VM " + name() + ": malformed crosvm usb list answer: " + out);
+  std::vector<std::pair<int, std::string>> ports;
+  for (size_t i = 1; i + 2 < w.size(); i += 3) {
+    char* end = nullptr;
+    long port = std::strtol(w[i].c_str(), &end, 10);
+    if (*end || port < 0 || port > 255) throw VmError("VM " + name() + ": malformed crosvm usb list answer: " + out);
+    ports.emplace_back(static_cast<int>(port), w[i + 1] + ":" + w[i + 2]);
+  }
+  co_return ports;
+}
+
+asio::awaitable<void> CrosvmVm::attach_usb(UsbDevice device) {
+  auto lock = co_await begin("usb attach");
+  auto key = std::pair(device.busnum, device.devnum);
+  if (ports_.contains(key)) co_return;  // ours already
+  // A port we do not know (attached before a daemon restart) holding a device with these ids is
+  // taken for this one, as the reference does: crosvm names no host address.
+  for (const auto& [port, ids] : co_await usb_ports()) {
+    bool known = std::ranges::any_of(ports_, [&](const auto& p) { return p.second == port; });
+    if (!known && ids == device.vid + ":" + device.pid) {
+      spdlog::info("vm {}: already holds {}:{} at port {}; taking it for {}", name(), device.vid, device.pid, port, device.device_node);
+      ports_[key] = port;
+      co_return;
+    }
+  }
+  // The guest takes USB devices only once its kernel runs: no_available_port until then.
+  for (int attempt = 0;; ++attempt) {
+    std::vector<std::string> args{"usb", "attach", "00:00:00:00", device.device_node};
+    auto w = words(co_await crosvm(std::move(args)));
+    if (!w.empty() && w.front() == "ok" && w.size() >= 2) {
+      ports_[key] = std::atoi(w[1].c_str());
+      co_return;
+    }
+    bool busy = !w.empty() && w.front() == "no_available_port";
+    if (!busy) throw VmError("VM " + name() + ": crosvm usb attach answered: " + (w.empty() ? "nothing" : w.front()));
+    if (attempt >= timeouts_.busy_retries) throw VmError("VM " + name() + ": crosvm usb attach answered: no_available_port");
+    co_await pause(timeouts_.retry_interval);
+    if (!up_) throw VmError("VM " + name() + " went away during usb attach");
+  }
+}
+
+asio::awaitable<void> CrosvmVm::detach_usb(VmUsbDevice device) {
+  auto lock = co_await begin("usb detach");
+  int port = -1;
+  if (device.id.starts_with("crosvm-usb-")) port = std::atoi(device.id.c_str() + 11);
+  else if (auto it = ports_.find({device.hostbus, device.hostaddr}); it != ports_.end()) port = it->second;
+  if (port < 0) co_return;  // nothing of ours at that address
+  std::vector<std::string> args{"usb", "detach", std::to_string(port)};
+  auto w = words(co_await crosvm(std::move(args)));
+  if (w.empty() || (w.front() != "ok" && w.front() != "no_such_port"))
+    throw VmError("VM " + name() + ": crosvm usb detach answered: " + (w.empty() ? "nothing" : w.front()));
+  std::erase_if(ports_, [&](const auto& p) { return p.second == port; });
+}
+
+asio::awaitable<std::vector<VmUsbDevice>> CrosvmVm::list_usb() {
+  auto lock = co_await begin("usb list");
+  std::vector<VmUsbDevice> out;
+  auto listed = co_await usb_ports();
+  std::map<std::pair<int, int>, int> still;
+  for (const auto& [port, ids] : listed) {
+    VmUsbDevice held{usb_id(port), 0, 0, true};
+    for (const auto& [address, ours] : ports_)
+      if (ours == port) held.hostbus = address.first, held.hostaddr = address.second, still[address] = port;
+    out.push_back(held);
+  }
+  ports_ = still;  // a port crosvm no longer lists is free again
+  co_return out;
+}
+
+asio::awaitable<std::vector<std::string>> CrosvmVm::vfio_paths() {
+  std::vector<std::string> args{"vfio", "list"};
+  auto out = co_await crosvm(std::move(args));
+  auto w = words(out);
+  if (w.empty() || w.front() != "devices") throw VmError("VM " + name() + ": malformed crosvm vfio list answer: " + out);
+  co_return std::vector<std::string>(w.begin() + 1, w.end());
+}
+
+asio::awaitable<void> CrosvmVm::attach_pci(PciDevice device, bool) {
+  auto lock = co_await begin("vfio add");
+  auto path = sysfs_path(device.address);
+  auto listed = co_await vfio_paths();
+  if (std::ranges::find(listed, path) != listed.end()) co_return;
+  std::vector<std::string> args{"vfio", "add", path};
+  co_await crosvm(std::move(args));
+  for (int attempt = 0; attempt <= timeouts_.busy_retries; ++attempt) {  // it appears once the guest took it
+    listed = co_await vfio_paths();
+    if (std::ranges::find(listed, path) != listed.end()) co_return;
+    co_await pause(timeouts_.retry_interval);
+  }
+  throw VmError("VM " + name() + ": crosvm accepted vfio add but " + path + " did not appear");
+}
+
+asio::awaitable<void> CrosvmVm::detach_pci(VmPciDevice device) {
+  auto lock = co_await begin("vfio remove");
+  auto path = sysfs_path(device.host);
+  auto listed = co_await vfio_paths();
+  if (std::ranges::find(listed, path) == listed.end()) co_return;
+  std::vector<std::string> args{"vfio", "remove", path};
+  co_await crosvm(std::move(args));
+  for (int attempt = 0; attempt <= timeouts_.busy_retries; ++attempt) {
+    listed = co_await vfio_paths();
+    if (std::ranges::find(listed, path) == listed.end()) co_return;
+    co_await pause(timeouts_.retry_interval);
+  }
+  throw VmError("VM " + name() + ": crosvm accepted vfio remove but " + path + " is still attached");
+}
+
+asio::awaitable<std::vector<VmPciDevice>> CrosvmVm::list_pci() {
+  auto lock = co_await begin("vfio list");
+  std::vector<VmPciDevice> out;
+  for (const auto& path : co_await vfio_paths())
+    if (path.starts_with("/sys/bus/pci/devices/")) out.push_back({path, path.substr(21)});
+  co_return out;
+}
+
+asio::awaitable<void> CrosvmVm::attach_evdev(EvdevDevice) {
+  throw VmError("Evdev passthrough is not supported by crosvm");
+  co_return;
+}
+
+asio::awaitable<void> CrosvmVm::detach_evdev(EvdevDevice) {
+  throw VmError("Evdev passthrough is not supported by crosvm");
+  co_return;
+}
+
+}  // namespace vhp

@@ -1,0 +1,77 @@
+#pragma once
+// A crosvm VM, driven through the `crosvm` command line as the reference does (USB) and as
+// ghaf-device-manager does (PCI: `crosvm vfio`), each command a child process on the event loop
+// with its deadline. Up while its control socket (SOCK_SEQPACKET) accepts; a new socket (another
+// inode) is a restart. crosvm names a USB device by its port only, so the port of each device we
+// attach is remembered by its host address.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/async_mutex.h"
+#include "common/path_watch.h"
+#include "vmm/vm.h"
+
+namespace vhp {
+
+struct CrosvmTimeouts {
+  std::chrono::milliseconds command{10000};  // each crosvm invocation (ghaf-device-manager's)
+  int busy_retries = 5;                      // `no_available_port` (the guest not booted yet) and vfio settling
+  std::chrono::milliseconds retry_interval{250};
+  std::chrono::milliseconds watch_fallback{500};
+};
+
+class CrosvmVm : public Vm {
+ public:
+  CrosvmVm(boost::asio::io_context& io, std::string name, std::string socket_path, std::string crosvm = "crosvm",
+           CrosvmTimeouts timeouts = {});
+  ~CrosvmVm() override;
+
+  void start() override;
+  void stop() override;
+  bool running() const override { return up_; }
+
+  // `crosvm usb attach 00:00:00:00 <node> <socket>` → `ok <port>`.
+  boost::asio::awaitable<void> attach_usb(UsbDevice device) override;
+  // `crosvm usb detach <port> <socket>` for the port we attached it at.
+  boost::asio::awaitable<void> detach_usb(VmUsbDevice device) override;
+  // `crosvm usb list <socket>`: the ports we know by host address; others (not ours) with address 0.
+  boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() override;
+
+  // `crosvm vfio add /sys/bus/pci/devices/<a> <socket>`, then seen in `crosvm vfio list`.
+  boost::asio::awaitable<void> attach_pci(PciDevice device, bool root_bus) override;
+  boost::asio::awaitable<void> detach_pci(VmPciDevice device) override;
+  boost::asio::awaitable<std::vector<VmPciDevice>> list_pci() override;
+
+  boost::asio::awaitable<void> attach_evdev(EvdevDevice device) override;  // the reference's refusal
+  boost::asio::awaitable<void> detach_evdev(EvdevDevice device) override;
+
+  static std::string usb_id(int port);  // crosvm-usb-<port>
+
+ private:
+  using Lock = AsyncMutex::Lock;
+  boost::asio::awaitable<Lock> begin(const char* what);  // its turn, and the VM up
+  // One crosvm command: its standard output, or VmError with what it printed.
+  boost::asio::awaitable<std::string> crosvm(std::vector<std::string> args);
+  boost::asio::awaitable<std::vector<std::pair<int, std::string>>> usb_ports();  // port, "vid:pid"
+  boost::asio::awaitable<std::vector<std::string>> vfio_paths();
+  void check();  // the socket now: up, down, or replaced
+  std::string generation() const;  // the socket's identity (device, inode, change time); "" when it does not accept
+
+  boost::asio::io_context& io_;
+  std::string socket_path_, crosvm_;
+  CrosvmTimeouts timeouts_;
+  AsyncMutex operations_;
+  PathWatch socket_watch_;
+  std::string generation_;
+  std::map<std::pair<int, int>, int> ports_;  // host bus, address → crosvm port, for this generation
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool up_ = false, stopped_ = true;
+};
+
+}  // namespace vhp

@@ -1,0 +1,115 @@
+// A crosvm VM end to end: vhotplugd as a child process on the umockdev host, `general.crosvm` the
+// command-line stand-in (tests/support/fake_crosvm.cpp), its VM's control socket a real
+// SOCK_SEQPACKET listener, PCI through FakeVfioKernel; driven by vhotplugcli as Ghaf drives it.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/control_socket.h"
+#include "support/fake_vfio_kernel.h"
+#include "support/host_fixture.h"
+#include "support/process.h"
+#include "support/sockets.h"
+#include "support/temp_dir.h"
+
+namespace vhp {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using test::eventually;
+
+class CrosvmDaemon : public testing::Test {
+ protected:
+  CrosvmDaemon() {
+    host = test::add_realistic_host(tb);
+    auto spec = test::security_key_spec(host.hub);
+    spec.name = "1-2.2", spec.devnum = 40, spec.dev_node = true;
+    tb.add_usb(spec);
+    json config = json::parse(R"({
+      "usbPassthrough": [{"targetVm": "gui-vm", "tag": "key", "allow": [{"bus": 1, "port": "2.2"}]}],
+      "pciPassthrough": [{"targetVm": "gui-vm", "tag": "net", "allow": [{"address": "0000:00:14.3"}]}]})");
+    config["vms"] = {{{"name", "gui-vm"}, {"type", "crosvm"}, {"socket", socket}}};
+    config["general"] = {{"statePath", dir / "state.json"}, {"crosvm", FAKE_CROSVM_BINARY},
+                         {"api", {{"transports", {"unix"}}, {"unixSocket", dir / "vhotplug.sock"}}}};
+    std::ofstream(dir / "vhotplug.conf") << config.dump(2);
+  }
+  void start_daemon() {
+    daemon = std::make_unique<test::Child>(std::vector<std::string>{VHOTPLUGD_BINARY, "-a", "-c", dir / "vhotplug.conf"},
+                                           dir / "daemon.out", dir / "daemon.log");
+    ASSERT_TRUE(eventually([&] { return test::unix_socket_accepts(dir / "vhotplug.sock"); })) << log();
+  }
+  std::string log() { return test::read_file(dir / "daemon.log"); }
+  test::ProcessResult cli(std::initializer_list<std::string> args) {
+    std::vector<std::string> argv{VHOTPLUGCLI_BINARY, "-t", "unix", "-u", dir / "vhotplug.sock"};
+    argv.insert(argv.end(), args);
+    return test::run_capture(argv);
+  }
+  // What the VM holds, from the crosvm stand-in's state: USB ports with their nodes, VFIO paths.
+  json crosvm() {
+    std::ifstream in(socket + ".fake-crosvm");
+    auto s = in ? json::parse(in) : json::object();
+    json usb = json::array();
+    auto ports = s.value("usb", json::object());  // kept: a range-for over a temporary's member dangles
+    for (const auto& [port, d] : ports.items()) usb.push_back(d["node"]);
+    return {{"usb", usb}, {"vfio", s.value("vfio", json::array())}};
+  }
+  std::string vm_of(const char* kind, const std::string& tag) {
+    auto r = cli({"--json", kind, "list", "--tag", tag});
+    auto list = json::parse(r.out, nullptr, false);
+    if (!list.is_array() || list.size() != 1) return "?";
+    return list[0]["vm"].is_null() ? "-" : list[0]["vm"].get<std::string>();
+  }
+
+  test::Testbed tb;
+  test::HostPaths host;
+  test::TempDir dir;
+  std::string socket = dir / "gui-vm.sock";
+  test::ControlSocket vm{socket};
+  test::FakeVfioKernel kernel{fs::path(tb.sys_dir()).parent_path(), {"iwlwifi", "xhci_hcd"}};
+  std::unique_ptr<test::Child> daemon;
+};
+
+const json kBoth = json::parse(R"({"usb": ["/dev/bus/usb/001/040"], "vfio": ["/sys/bus/pci/devices/0000:00:14.3"]})");
+
+TEST_F(CrosvmDaemon, DevicesGoToTheCrosvmVmAndComeBackAsWithQemu) {
+  ASSERT_NO_FATAL_FAILURE(start_daemon());
+  ASSERT_TRUE(eventually([&] { return crosvm() == kBoth; })) << crosvm().dump() << log();
+  EXPECT_TRUE(eventually([&] { return vm_of("usb", "key") == "gui-vm" && vm_of("pci", "net") == "gui-vm"; })) << log();
+  EXPECT_EQ(kernel.driver("0000:00:14.3"), "vfio-pci");
+
+  // The kill switch's block: out of the VM, the card back to its host driver.
+  EXPECT_EQ(cli({"usb", "detach", "--tag", "key"}).exit_code, 0);
+  EXPECT_EQ(cli({"pci", "detach", "--tag", "net"}).exit_code, 0) << log();
+  EXPECT_EQ(crosvm(), json::parse(R"({"usb": [], "vfio": []})"));
+  EXPECT_TRUE(eventually([&] { return kernel.driver("0000:00:14.3") == "iwlwifi"; }));
+  EXPECT_EQ(cli({"usb", "attach", "--tag", "key"}).exit_code, 0);
+  EXPECT_EQ(cli({"pci", "attach", "--tag", "net"}).exit_code, 0) << log();
+  EXPECT_EQ(crosvm(), kBoth);
+
+  // The VM restarts (a new socket, an empty VM): its devices come back.
+  vm.close();
+  ASSERT_TRUE(eventually([&] { return vm_of("usb", "key") == "-"; })) << log();
+  fs::remove(socket + ".fake-crosvm");
+  vm.open();
+  ASSERT_TRUE(eventually([&] { return crosvm() == kBoth; })) << crosvm().dump() << log();
+
+  // The daemon restarts: what the VM holds is found again, not added twice.
+  EXPECT_EQ(daemon->stop(SIGTERM), 0);
+  ASSERT_NO_FATAL_FAILURE(start_daemon());
+  ASSERT_TRUE(eventually([&] { return vm_of("usb", "key") == "gui-vm" && vm_of("pci", "net") == "gui-vm"; })) << log();
+  EXPECT_EQ(crosvm(), kBoth);
+}
+
+TEST_F(CrosvmDaemon, AttachingToAStoppedVmFails) {
+  vm.close();
+  ASSERT_NO_FATAL_FAILURE(start_daemon());
+  auto r = cli({"usb", "attach", "--devnode", "/dev/bus/usb/001/040"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "ERROR Failed to attach USB: VM gui-vm is not running\n");
+}
+
+}  // namespace
+}  // namespace vhp
