@@ -124,6 +124,39 @@ TEST_F(CrosvmVmTest, AfterARestartADeviceTheVmHoldsIsNotAttachedTwice) {
   EXPECT_EQ(held[0].hostaddr, 40);
 }
 
+// Two identical devices in the VM, neither known: crosvm cannot tell them apart, so neither is
+// taken for the one asked for (the attach goes to crosvm, which refuses a device it holds).
+TEST_F(CrosvmVmTest, AfterARestartIdenticalDevicesAreNotGuessed) {
+  up();
+  complete(io, vm.attach_usb(usb(40)));
+  complete(io, vm.attach_usb(usb(41)));
+  CrosvmVm again{io, "gui-vm", socket_path, FAKE_CROSVM_BINARY, quick()};
+  again.start();
+  ASSERT_TRUE(run_until(io, [&] { return again.running(); }));
+  complete(io, again.attach_usb(usb(41)));
+  auto held = complete(io, again.list_usb());
+  ASSERT_EQ(held.size(), 3u);  // the stand-in does not refuse a device twice; crosvm would
+  EXPECT_EQ(held[2].hostaddr, 41);
+  EXPECT_EQ(held[0].hostaddr, 0);  // unknown
+}
+
+// What crosvm answers about the run of the VM it was asked, once that VM is gone, is not recorded.
+TEST_F(CrosvmVmTest, AnAttachTheVmRestartedDuringFailsAndRecordsNothing) {
+  up();
+  control({{"slow", {{"usb attach", 500}}}});
+  test::Finished attach;
+  test::start(io, vm.attach_usb(usb(40)), attach);
+  ASSERT_TRUE(run_until(io, [&] { return state()["calls"].size() == 2; }));  // usb list, usb attach under way
+  control_socket.close();
+  control_socket.open();
+  ASSERT_TRUE(run_until(io, [&] { return attach.done; }));
+  EXPECT_EQ(attach.error, "VM gui-vm went away during crosvm usb attach");
+  EXPECT_EQ(downs, 1);
+  EXPECT_EQ(ups, 2);
+  control({{"slow", json::object()}, {"usb", json::object()}});  // the new run holds nothing
+  EXPECT_TRUE(complete(io, vm.list_usb()).empty());
+}
+
 TEST_F(CrosvmVmTest, NoAvailablePortIsTriedAgainUntilTheGuestTakesIt) {
   up();
   control({{"busy", 2}});

@@ -46,6 +46,20 @@ TEST(StateStore, ReadsAFileTheReferenceWrote) {
   EXPECT_TRUE(store.state().disconnected_devices.contains("usb-046d:c52b:None"));
 }
 
+// A host that ran ghaf-device-manager: its keys (crosvm_usb_ports) stay in the file, as read,
+// across our writes, so switching back loses nothing.
+TEST(StateStore, KeysOfAnotherManagerAreKeptAsRead) {
+  test::TempDir dir;
+  std::ofstream(dir / "s") << R"({"selected_vms": {}, "disconnected_devices": [],
+    "crosvm_usb_ports": {"3-2": {"vm": "gui-vm", "port": 1, "socket_generation": "2049:77:123", "vid": "046d", "pid": "0825", "serial": null}}})";
+  StateStore store(dir / "s");
+  store.set_disconnected("usb-0781:5581:S1", true);
+  auto written = nlohmann::json::parse(read(dir / "s"));
+  EXPECT_EQ(written["crosvm_usb_ports"]["3-2"]["socket_generation"], "2049:77:123");
+  EXPECT_EQ(written["disconnected_devices"], nlohmann::json::array({"usb-0781:5581:S1"}));
+  EXPECT_EQ(StateStore(dir / "s").state(), store.state());
+}
+
 TEST(StateStore, ACorruptOrTruncatedFileIsMovedAsideAndTheDaemonStartsEmpty) {
   for (const char* content : {"{\"selected_vms\": {\"usb-1050", "[]", "{\"selected_vms\": []}", "\x01\x02"}) {
     test::TempDir dir;

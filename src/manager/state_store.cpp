@@ -39,6 +39,7 @@ void StateStore::remove_leftovers() {
 std::string StateStore::serialize(const PersistentState& s) {
   json j{{"selected_vms", s.selected_vms}, {"disconnected_devices", s.disconnected_devices}};
   if (!s.pci_host_drivers.empty()) j["pci_host_drivers"] = s.pci_host_drivers;  // ours; absent, the file is the reference's
+  for (const auto& [key, value] : s.others) j[key] = value;
   return j.dump(2) + "\n";
 }
 
@@ -67,6 +68,8 @@ PersistentState StateStore::parse(const std::string& content) {
       s.pci_host_drivers[address] = driver.get<std::string>();
     }
   }
+  for (const auto& [key, value] : j.items())
+    if (key != "selected_vms" && key != "disconnected_devices" && key != "pci_host_drivers") s.others[key] = value;
   return s;
 }
 

@@ -10,6 +10,8 @@
 #include <set>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace vhp {
 
 struct PersistentState {
@@ -17,6 +19,9 @@ struct PersistentState {
   std::set<std::string> disconnected_devices;       // devices the user detached
   // Ours: the driver each PCI device had before we bound it to vfio-pci ("" unbound), to give it back.
   std::map<std::string, std::string> pci_host_drivers;
+  // Keys of other managers, kept as read (ghaf-device-manager's crosvm_usb_ports): a host that
+  // switches back finds them again.
+  std::map<std::string, nlohmann::json> others;
   bool operator==(const PersistentState&) const = default;
 };
 

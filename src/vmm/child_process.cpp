@@ -37,6 +37,7 @@ struct Run {
   AsyncEvent drained;
   int open_readers = 2;
   std::size_t limit;
+  bool timed_out = false, reaped = false;  // here, not in the frame: a queued watchdog handler may outlive it
 };
 
 asio::awaitable<void> drain(std::shared_ptr<Run> run, bool is_out) {
@@ -83,39 +84,53 @@ asio::awaitable<ChildOutput> run_child(std::vector<std::string> argv, std::chron
     throw ChildError("cannot run " + argv[0] + ": " + std::strerror(spawned));
   }
 
-  auto run = std::make_shared<Run>(ex, output_limit);
-  run->out_fd.assign(out[0]);
-  run->err_fd.assign(err[0]);
+  std::shared_ptr<Run> run;
+  int pidfd = -1;
+  try {  // nothing below may leave a child unreaped or a descriptor open
+    run = std::make_shared<Run>(ex, output_limit);
+    run->out_fd.assign(out[0]);
+    out[0] = -1;
+    run->err_fd.assign(err[0]);
+    err[0] = -1;
+    pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  } catch (...) {
+    for (int fd : {out[0], err[0], pidfd})
+      if (fd >= 0) ::close(fd);
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    throw;
+  }
   asio::co_spawn(ex, drain(run, true), asio::detached);
   asio::co_spawn(ex, drain(run, false), asio::detached);
 
-  bool timed_out = false;
   asio::steady_timer watchdog(ex);
   watchdog.expires_after(deadline);
-  watchdog.async_wait([pid, &timed_out](boost::system::error_code ec) {
-    if (ec) return;
-    timed_out = true;
+  watchdog.async_wait([pid, run](boost::system::error_code ec) {
+    if (ec || run->reaped) return;
+    run->timed_out = true;
     ::kill(pid, SIGKILL);  // not reaped yet: the pid cannot have been reused
   });
-  // Its exit, seen on a pidfd; without one (an old kernel), its closing its output stands in.
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  int status = 0;
   boost::system::error_code ec;
-  if (pidfd >= 0) {
+  if (pidfd >= 0) {  // its exit, seen on a pidfd
     asio::posix::stream_descriptor exit_fd(ex, pidfd);
     co_await exit_fd.async_wait(asio::posix::stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-  } else {
-    co_await run->drained.wait(deadline + std::chrono::seconds(1));
-    if (!run->drained.is_set()) ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);  // it has exited: does not block
+  } else {  // no pidfd (a kernel before 5.3): looked at every 10 ms, never waited for
+    asio::steady_timer tick(ex);
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+      tick.expires_after(std::chrono::milliseconds(10));
+      co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
   }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  run->reaped = true;
   watchdog.cancel();
   // What it wrote before it ended; a descendant still holding the pipes does not hold us up.
   if (!co_await run->drained.wait(std::chrono::milliseconds(200))) {
     run->out_fd.close(ec);
     run->err_fd.close(ec);
   }
-  if (timed_out) throw ChildError(argv[0] + " did not finish within " + std::to_string(deadline.count()) + " ms");
+  if (run->timed_out) throw ChildError(argv[0] + " did not finish within " + std::to_string(deadline.count()) + " ms");
   co_return ChildOutput{decode(status), run->out, run->err};
 }
 

@@ -1,11 +1,13 @@
 #include "vmm/crosvm_vm.h"
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 #include <thread>
 
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -48,29 +50,40 @@ CrosvmVm::CrosvmVm(asio::io_context& io, std::string name, std::string socket_pa
       crosvm_(crosvm.empty() ? "crosvm" : std::move(crosvm)),
       timeouts_(timeouts),
       operations_(io.get_executor()),
-      socket_watch_(io, socket_path_, timeouts.watch_fallback, [this] { check(); }) {}
+      socket_watch_(io, socket_path_, timeouts.watch_fallback, [this] { check(kRefusedRetries); }),
+      process_(io),
+      retry_timer_(io) {}
 
-CrosvmVm::~CrosvmVm() {
-  *alive_ = false;
-  stop();
-}
+CrosvmVm::~CrosvmVm() { stop(); }
 
 std::string CrosvmVm::usb_id(int port) { return "crosvm-usb-" + std::to_string(port); }
+
+std::string CrosvmVm::pci_id(const std::string& address) {
+  std::string id = "vhp-pci-" + address;
+  std::ranges::replace(id, ':', '-');
+  return id;
+}
 
 void CrosvmVm::start() {
   stopped_ = false;
   socket_watch_.start();
-  check();
+  check(kRefusedRetries);
 }
 
 void CrosvmVm::stop() {
   stopped_ = true;
   socket_watch_.stop();
+  process_.cancel();
+  retry_timer_.cancel();
   up_ = false;
+  generation_.clear();
+  ports_.clear();
 }
 
-// A non-blocking connect to a listening Unix socket completes (or is refused) at once.
-std::string CrosvmVm::generation() const {
+// A non-blocking connect to a listening Unix socket completes (or is refused) at once. The socket's
+// device and inode and the pid of the crosvm serving it say which run of the VM this is.
+std::string CrosvmVm::generation(pid_t& pid) const {
+  pid = 0;
   struct stat st {};
   if (::stat(socket_path_.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return "";
   sockaddr_un addr{};
@@ -79,20 +92,37 @@ std::string CrosvmVm::generation() const {
   std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return "";
-  bool accepts = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 || errno == EAGAIN || errno == EINPROGRESS;
+  bool accepts = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  if (accepts && ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0) pid = peer.pid;
   ::close(fd);
   if (!accepts) return "";
-  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
-         std::to_string(st.st_ctim.tv_nsec);
+  // Its birth time, where the filesystem keeps one: an inode number can come back at once, a
+  // change time moves with a chmod.
+  std::string born;
+  struct statx sx {};
+  if (::statx(AT_FDCWD, socket_path_.c_str(), 0, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME))
+    born = std::to_string(sx.stx_btime.tv_sec) + "." + std::to_string(sx.stx_btime.tv_nsec);
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + born + ":" + std::to_string(pid);
 }
 
-void CrosvmVm::check() {
+void CrosvmVm::check(int retries) {
   if (stopped_) return;
-  auto now = generation();
+  pid_t pid = 0;
+  auto now = generation(pid);
+  if (now.empty() && retries > 0 && ::access(socket_path_.c_str(), F_OK) == 0) {
+    // The socket is there but refuses: crosvm between bind() and listen(); look again shortly.
+    retry_timer_.expires_after(timeouts_.retry_interval);
+    retry_timer_.async_wait([this, retries](boost::system::error_code ec) {
+      if (!ec) check(retries - 1);
+    });
+  }
   if (now == generation_) return;
   bool was_up = up_;
   generation_ = now;
   ports_.clear();  // ports belong to one run of the VM
+  process_.cancel();
   if (was_up) {
     up_ = false;
     spdlog::info("vm {}: down ({})", name(), now.empty() ? "its control socket is gone" : "its control socket was replaced");
@@ -100,6 +130,7 @@ void CrosvmVm::check() {
   }
   if (!now.empty()) {
     up_ = true;
+    if (pid > 0) process_.watch(pid, [this] { check(); });  // a crosvm that dies leaves its socket behind
     spdlog::info("vm {}: up (crosvm control socket {})", name(), socket_path_);
     announce_up();
   }
@@ -114,6 +145,7 @@ asio::awaitable<CrosvmVm::Lock> CrosvmVm::begin(const char* what) {
 }
 
 asio::awaitable<std::string> CrosvmVm::crosvm(std::vector<std::string> args) {
+  auto run_of_the_vm = generation_;
   std::vector<std::string> argv{crosvm_};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back(socket_path_);
@@ -123,6 +155,8 @@ asio::awaitable<std::string> CrosvmVm::crosvm(std::vector<std::string> args) {
   } catch (const ChildError& e) {
     throw VmError("VM " + name() + ": crosvm " + args.front() + " " + args.at(1) + ": " + e.what());
   }
+  check();  // what it answered belongs to the run of the VM it was asked, or to none
+  if (!up_ || generation_ != run_of_the_vm) throw VmError("VM " + name() + " went away during crosvm " + args.front() + " " + args.at(1));
   if (result.exit_code != 0) {
     auto said = words(result.err.empty() ? result.out : result.err);
     std::string text;
@@ -154,13 +188,14 @@ asio::awaitable<void> CrosvmVm::attach_usb(UsbDevice device) {
   if (ports_.contains(key)) co_return;  // ours already
   // A port we do not know (attached before a daemon restart) holding a device with these ids is
   // taken for this one, as the reference does: crosvm names no host address.
-  for (const auto& [port, ids] : co_await usb_ports()) {
-    bool known = std::ranges::any_of(ports_, [&](const auto& p) { return p.second == port; });
-    if (!known && ids == device.vid + ":" + device.pid) {
-      spdlog::info("vm {}: already holds {}:{} at port {}; taking it for {}", name(), device.vid, device.pid, port, device.device_node);
-      ports_[key] = port;
-      co_return;
-    }
+  std::vector<int> unknown_alike;  // only one: two identical devices cannot be told apart by crosvm
+  for (const auto& [port, ids] : co_await usb_ports())
+    if (ids == device.vid + ":" + device.pid && std::ranges::none_of(ports_, [&](const auto& p) { return p.second == port; }))
+      unknown_alike.push_back(port);
+  if (unknown_alike.size() == 1) {
+    spdlog::info("vm {}: already holds {}:{} at port {}; taking it for {}", name(), device.vid, device.pid, unknown_alike[0], device.device_node);
+    ports_[key] = unknown_alike[0];
+    co_return;
   }
   // The guest takes USB devices only once its kernel runs: no_available_port until then.
   for (int attempt = 0;; ++attempt) {
@@ -226,6 +261,9 @@ asio::awaitable<void> CrosvmVm::attach_pci(PciDevice device, bool) {
     if (std::ranges::find(listed, path) != listed.end()) co_return;
     co_await pause(timeouts_.retry_interval);
   }
+  // Not taken back unasked: crosvm may still be opening it, and unbinding it then would block.
+  std::vector<std::string> undo{"vfio", "remove", path};
+  co_await crosvm(std::move(undo));
   throw VmError("VM " + name() + ": crosvm accepted vfio add but " + path + " did not appear");
 }
 
@@ -248,7 +286,7 @@ asio::awaitable<std::vector<VmPciDevice>> CrosvmVm::list_pci() {
   auto lock = co_await begin("vfio list");
   std::vector<VmPciDevice> out;
   for (const auto& path : co_await vfio_paths())
-    if (path.starts_with("/sys/bus/pci/devices/")) out.push_back({path, path.substr(21)});
+    if (path.starts_with("/sys/bus/pci/devices/")) out.push_back({pci_id(path.substr(21)), path.substr(21)});
   co_return out;
 }
 

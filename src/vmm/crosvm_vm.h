@@ -12,9 +12,11 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "common/async_mutex.h"
 #include "common/path_watch.h"
+#include "vmm/process_watch.h"
 #include "vmm/vm.h"
 
 namespace vhp {
@@ -52,6 +54,7 @@ class CrosvmVm : public Vm {
   boost::asio::awaitable<void> detach_evdev(EvdevDevice device) override;
 
   static std::string usb_id(int port);  // crosvm-usb-<port>
+  static std::string pci_id(const std::string& address);  // vhp-pci-0000-00-14.3, as QemuVm names it
 
  private:
   using Lock = AsyncMutex::Lock;
@@ -60,17 +63,19 @@ class CrosvmVm : public Vm {
   boost::asio::awaitable<std::string> crosvm(std::vector<std::string> args);
   boost::asio::awaitable<std::vector<std::pair<int, std::string>>> usb_ports();  // port, "vid:pid"
   boost::asio::awaitable<std::vector<std::string>> vfio_paths();
-  void check();  // the socket now: up, down, or replaced
-  std::string generation() const;  // the socket's identity (device, inode, change time); "" when it does not accept
+  static constexpr int kRefusedRetries = 10;
+  void check(int retries = 0);  // the socket now: up, down, or replaced; one that refuses is looked at `retries` times more
+  std::string generation(pid_t& pid) const;  // device:inode:birth:pid of the socket and its server; "" when it does not accept
 
   boost::asio::io_context& io_;
   std::string socket_path_, crosvm_;
   CrosvmTimeouts timeouts_;
   AsyncMutex operations_;
   PathWatch socket_watch_;
+  ProcessWatch process_;  // the crosvm serving the socket
+  boost::asio::steady_timer retry_timer_;
   std::string generation_;
   std::map<std::pair<int, int>, int> ports_;  // host bus, address → crosvm port, for this generation
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool up_ = false, stopped_ = true;
 };
 

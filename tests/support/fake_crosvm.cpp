@@ -12,7 +12,8 @@
 //
 // Test controls in the state file: "ports" (how many, default 4), "busy": N (answer
 // no_available_port N more times, as before the guest booted), "hang": "<command>" (never answer
-// that one: the deadline must fire), "fail": {"<command>": "<text on stderr, exit 1>"}.
+// that one: the deadline must fire), "slow": {"<command>": ms} (answer that late),
+// "fail": {"<command>": "<text on stderr, exit 1>"}.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -98,6 +99,10 @@ int main(int argc, char** argv) {
   if (state.value("hang", "") == name) {
     ::flock(lock, LOCK_UN);
     while (true) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
+  if (state.contains("slow") && state["slow"].contains(name)) {  // answers late, the VM's state as it was
+    ::flock(lock, LOCK_UN);
+    std::this_thread::sleep_for(std::chrono::milliseconds(state["slow"][name].get<int>()));
   }
   if (state.contains("fail") && state["fail"].contains(name)) {
     std::cerr << state["fail"][name].get<std::string>() << std::endl;
