@@ -211,6 +211,15 @@ TEST(RuleValidation, AVmMissingFromVmsIsAWarningNotAnError) {
                             R"(usbPassthrough[1].targetVm: VM "vm9" is not in vms; devices for it stay on the host)"}));
 }
 
+TEST(RuleValidation, AUsbRuleForACloudHypervisorVmIsAWarning) {
+  auto c = parse_config(json::parse(R"({
+      "vms": [{"name": "storage-vm", "type": "cloud-hypervisor", "socket": "/ch"}, {"name": "vm1", "type": "qemu", "socket": "/a"}],
+      "usbPassthrough": [{"allowedVms": ["vm1", "storage-vm"], "allow": [{"interfaceClass": 8}]}],
+      "pciPassthrough": [{"targetVm": "storage-vm", "allow": [{"address": "0000:02:00.0"}]}]})"), "test");
+  EXPECT_EQ(c.warnings, std::vector<std::string>{R"(usbPassthrough[0].allowedVms[1]: VM "storage-vm" is a cloud-hypervisor VM, )"
+                                                 R"(which cannot take USB devices; they stay on the host)"});
+}
+
 TEST(RuleValidation, PatternsAreBoundedBeforeTheyAreCompiled) {
   auto config = [](const std::string& pattern) {
     return json{{"vms", json::array()}, {"usbPassthrough", {{{"allow", {{{"productName", pattern}}}}}}}};

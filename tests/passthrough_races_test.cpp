@@ -208,7 +208,7 @@ TEST_F(Races, WhatAVmAlreadyHoldsIsAdoptedByItsHostAddressWhateverItsId) {
   EXPECT_FALSE(vm("vm1").holds(1, 40));
 }
 
-TEST_F(Races, AVmTypeWithoutABackendIsAClearErrorAtAttachTime) {
+TEST_F(Races, AVmThatCannotTakeUsbIsAClearErrorAtAttachTime) {
   json config = json::parse(kRules);
   config["vms"] = {{{"name", "vm1"}, {"type", "cloud-hypervisor"}, {"socket", dir / "vm1.sock"}}};
   config["usbPassthrough"][1]["allowedVms"] = {"vm1"};
@@ -222,7 +222,7 @@ TEST_F(Races, AVmTypeWithoutABackendIsAClearErrorAtAttachTime) {
   plug_key(40, "1-2.2");
   DeviceSelector s;
   s.device_node = "/dev/bus/usb/001/040";
-  EXPECT_EQ(request(UsbAttach{s, std::nullopt}).error, "Unsupported vm type: cloud-hypervisor");
+  EXPECT_EQ(request(UsbAttach{s, std::nullopt}).error, "USB passthrough is not supported by cloud-hypervisor (no USB hot-plug in its API)");
 }
 
 // SIGHUP re-applies the rules to what is there now.

@@ -231,7 +231,7 @@ asio::awaitable<void> Passthrough::attach(UsbDevice d, std::string vm, Cause cau
     co_await detach_or_log(d, cause, "removing it from its previous VM");
     if (auto why = manager_.held_by_host(d)) throw VmError(*why);  // mounted meanwhile
   }
-  auto& target = running_vm(vm);
+  auto& target = usb_vm(vm);
   gate_.before_attach(d);
   if (auto error = co_await error_of(target.attach_usb(d)); !error.empty()) {
     gate_.attach_failed(d);
@@ -338,6 +338,11 @@ void Passthrough::vm_down(const std::string& name) {
   if (!gone.empty()) spdlog::warn("vm {}: went away with {} USB device(s) attached", name, gone.size());
 }
 
+Vm& Passthrough::usb_vm(const std::string& name) {
+  if (auto* v = vm(name); v && v->usb_unsupported()) throw VmError(*v->usb_unsupported());
+  return running_vm(name);
+}
+
 Vm& Passthrough::running_vm(const std::string& name) {
   const auto* config = manager_.policy().config().find_vm(name);
   if (!config) throw VmError("VM " + name + " is not found in the config file");
@@ -413,7 +418,7 @@ asio::awaitable<CommandResult> Passthrough::attach_command(UsbAttach command, Ca
   } else {
     vm = autoselect(d, *match);
   }
-  running_vm(vm);  // the reference's config and type checks, and ours: the VM must be up
+  usb_vm(vm);  // the reference's config and type checks, and ours: the VM must be up and take USB
   auto before = placements_.wanted(d);
   std::optional<std::string> was_in;
   if (const auto* a = placements_.attachment(d)) was_in = a->vm;

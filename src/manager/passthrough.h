@@ -40,6 +40,7 @@ class Passthrough {
 
   Vm* vm(const std::string& name);
   Vm& running_vm(const std::string& name);  // throws VmError with the reference's texts
+  Vm& usb_vm(const std::string& name);      // running_vm, and one that can take USB devices
 
   // After a reload: what the rules no longer allow leaves its VM, what they now allow arrives as on
   // a plug (without usb_connected), pending choices and wishes they no longer allow are dropped.

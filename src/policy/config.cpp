@@ -427,10 +427,15 @@ void check_vm_names(JsonReader& r, const Config& c) {
   auto check = [&](const std::string& path, const std::string& name) {
     if (!c.find_vm(name)) r.warnings.push_back(path + ": VM \"" + name + "\" is not in vms; devices for it stay on the host");
   };
+  auto check_usb = [&](const std::string& path, const std::string& name) {  // cloud-hypervisor has no USB hot-plug
+    check(path, name);
+    if (const auto* vm = c.find_vm(name); vm && vm->type == "cloud-hypervisor")
+      r.warnings.push_back(path + ": VM \"" + name + "\" is a cloud-hypervisor VM, which cannot take USB devices; they stay on the host");
+  };
   for (size_t i = 0; i < c.usb.size(); ++i) {
-    if (c.usb[i].target_vm) check(JsonReader::index("usbPassthrough", i) + ".targetVm", *c.usb[i].target_vm);
+    if (c.usb[i].target_vm) check_usb(JsonReader::index("usbPassthrough", i) + ".targetVm", *c.usb[i].target_vm);
     for (size_t j = 0; j < c.usb[i].allowed_vms.size(); ++j)
-      check(JsonReader::index(JsonReader::index("usbPassthrough", i) + ".allowedVms", j), c.usb[i].allowed_vms[j]);
+      check_usb(JsonReader::index(JsonReader::index("usbPassthrough", i) + ".allowedVms", j), c.usb[i].allowed_vms[j]);
   }
   for (size_t i = 0; i < c.pci.size(); ++i)
     if (c.pci[i].target_vm) check(JsonReader::index("pciPassthrough", i) + ".targetVm", *c.pci[i].target_vm);

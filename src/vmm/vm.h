@@ -53,6 +53,8 @@ class Vm {
   virtual bool running() const = 0;
   // Why this VM can never take devices at run time (no backend for its type), else nothing.
   virtual std::optional<std::string> unsupported() const { return std::nullopt; }
+  // Why this VM can never take USB devices (its hypervisor has no USB hot-plug), else nothing.
+  virtual std::optional<std::string> usb_unsupported() const { return std::nullopt; }
 
   virtual boost::asio::awaitable<void> attach_usb(UsbDevice device) = 0;
   // Removes what the VM holds at that host address; a device it does not hold counts as detached.

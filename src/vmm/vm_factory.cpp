@@ -5,7 +5,7 @@ namespace {
 
 class UnsupportedVm : public Vm {
  public:
-  UnsupportedVm(std::string name, std::string type) : Vm(std::move(name)), reason_("Unsupported vm type: " + type) {}
+  UnsupportedVm(std::string name, std::string reason) : Vm(std::move(name)), reason_(std::move(reason)) {}
   void start() override {}
   void stop() override {}
   bool running() const override { return false; }
@@ -52,8 +52,13 @@ class UnsupportedVm : public Vm {
 
 std::unique_ptr<Vm> make_vm(boost::asio::io_context& io, const VmConfig& config, const VmOptions& options) {
   if (config.type == "qemu") return std::make_unique<QemuVm>(io, config.name, config.socket, options.qemu);
+  if (config.type == "cloud-hypervisor") {
+    if (config.socket.empty())  // enough for vmm_args; nothing to hot-plug through
+      return std::make_unique<UnsupportedVm>(config.name, "VM " + config.name + " has no API socket in the config (vms[].socket)");
+    return std::make_unique<CloudHypervisorVm>(io, config.name, config.socket, options.cloud_hypervisor);
+  }
   if (config.type == "crosvm") return std::make_unique<CrosvmVm>(io, config.name, config.socket, options.crosvm_binary, options.crosvm);
-  return std::make_unique<UnsupportedVm>(config.name, config.type);
+  return std::make_unique<UnsupportedVm>(config.name, "Unsupported vm type: " + config.type);
 }
 
 VmFactory default_vm_factory(boost::asio::io_context& io, VmOptions options) {

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "policy/config.h"
+#include "vmm/cloud_hypervisor_vm.h"
 #include "vmm/crosvm_vm.h"
 #include "vmm/qemu_vm.h"
 #include "vmm/vm.h"
@@ -15,6 +16,7 @@ namespace vhp {
 struct VmOptions {
   QemuTimeouts qemu;
   CrosvmTimeouts crosvm;
+  CloudHypervisorTimeouts cloud_hypervisor;
   std::string crosvm_binary = "crosvm";  // general.crosvm
 };
 

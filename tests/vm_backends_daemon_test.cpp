@@ -1,4 +1,4 @@
-// A crosvm VM end to end: vhotplugd as a child process on the umockdev host, `general.crosvm` the
+// crosvm and cloud-hypervisor VMs end to end. crosvm: vhotplugd as a child process on the umockdev host, `general.crosvm` the
 // command-line stand-in (tests/support/fake_crosvm.cpp), its VM's control socket a real
 // SOCK_SEQPACKET listener, PCI through FakeVfioKernel; driven by vhotplugcli as Ghaf drives it.
 #include <filesystem>
@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/control_socket.h"
+#include "support/fake_cloud_hypervisor.h"
 #include "support/fake_vfio_kernel.h"
 #include "support/host_fixture.h"
 #include "support/process.h"
@@ -109,6 +110,35 @@ TEST_F(CrosvmDaemon, AttachingToAStoppedVmFails) {
   auto r = cli({"usb", "attach", "--devnode", "/dev/bus/usb/001/040"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "ERROR Failed to attach USB: VM gui-vm is not running\n");
+}
+
+// A cloud-hypervisor VM (its REST API: tests/support/fake_cloud_hypervisor.h) takes PCI cards by
+// rule and by the kill switch, as a QEMU VM does; USB stays on the host.
+TEST(CloudHypervisorDaemon, PciCardsGoToItAndComeBack) {
+  test::Testbed tb;
+  test::add_realistic_host(tb);
+  test::TempDir dir;
+  test::FakeVfioKernel kernel{fs::path(tb.sys_dir()).parent_path(), {"iwlwifi"}};
+  test::FakeCloudHypervisor ch{dir / "net-vm.sock"};
+  json config = json::parse(R"({"pciPassthrough": [{"targetVm": "net-vm", "tag": "net", "allow": [{"address": "0000:00:14.3"}]}]})");
+  config["vms"] = {{{"name", "net-vm"}, {"type", "cloud-hypervisor"}, {"socket", dir / "net-vm.sock"}}};
+  config["general"] = {{"statePath", dir / "state.json"}, {"api", {{"transports", {"unix"}}, {"unixSocket", dir / "vhotplug.sock"}}}};
+  std::ofstream(dir / "vhotplug.conf") << config.dump(2);
+  test::Child daemon({VHOTPLUGD_BINARY, "-a", "-c", dir / "vhotplug.conf"}, dir / "daemon.out", dir / "daemon.log");
+  ASSERT_TRUE(eventually([&] { return test::unix_socket_accepts(dir / "vhotplug.sock"); }));
+  const std::map<std::string, std::string> held{{"vhp-pci-0000-00-14.3", "/sys/bus/pci/devices/0000:00:14.3/"}};
+  ASSERT_TRUE(eventually([&] { return ch.devices() == held; })) << test::read_file(dir / "daemon.log");
+  EXPECT_EQ(kernel.driver("0000:00:14.3"), "vfio-pci");
+  auto cli = [&](std::initializer_list<std::string> args) {
+    std::vector<std::string> argv{VHOTPLUGCLI_BINARY, "-t", "unix", "-u", dir / "vhotplug.sock"};
+    argv.insert(argv.end(), args);
+    return test::run_capture(argv);
+  };
+  EXPECT_EQ(cli({"pci", "detach", "--tag", "net"}).exit_code, 0);
+  EXPECT_TRUE(ch.devices().empty());
+  EXPECT_TRUE(eventually([&] { return kernel.driver("0000:00:14.3") == "iwlwifi"; }));
+  EXPECT_EQ(cli({"pci", "attach", "--tag", "net"}).exit_code, 0);
+  EXPECT_EQ(ch.devices(), held);
 }
 
 }  // namespace
