@@ -35,7 +35,8 @@ CloudHypervisorVm::CloudHypervisorVm(asio::io_context& io, std::string name, std
       socket_path_(std::move(socket_path)),
       timeouts_(timeouts),
       operations_(io.get_executor()),
-      socket_watch_(io, socket_path_, timeouts.watch_fallback, [this] { check(); }) {}
+      socket_watch_(io, socket_path_, timeouts.watch_fallback, [this] { check(); }),
+      recheck_(io) {}
 
 CloudHypervisorVm::~CloudHypervisorVm() {
   *alive_ = false;
@@ -51,6 +52,7 @@ void CloudHypervisorVm::start() {
 void CloudHypervisorVm::stop() {
   stopped_ = true;
   socket_watch_.stop();
+  recheck_.cancel();
   up_ = false;
 }
 
@@ -72,14 +74,23 @@ void CloudHypervisorVm::check() {
 
 // Up while vm.info answers with the VM running.
 asio::awaitable<void> CloudHypervisorVm::probe() {
-  bool running = false;
+  bool running = false, answers = false;
   std::string why = "its API socket does not answer";
   try {
     auto info = co_await request("GET", "/api/v1/vm.info", "");
+    answers = true;
     auto j = json::parse(info.body, nullptr, false);
     running = info.status == 200 && j.is_object() && j.value("state", "") == "Running";
     if (!running) why = "its API answers " + std::to_string(info.status) + (j.is_object() ? ", state " + j.value("state", "?") : "");
   } catch (const VmError&) {
+  }
+  // A VM created but not booted yet (or paused) changes nothing on the socket when it starts
+  // running, and its API has no events: looked at again while its API answers.
+  if (answers && !running && !stopped_) {
+    recheck_.expires_after(timeouts_.not_running_recheck);
+    recheck_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+      if (!ec && *alive) check();
+    });
   }
   if (stopped_ || running == up_) co_return;
   up_ = running;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include "common/async_mutex.h"
@@ -22,6 +23,7 @@ namespace vhp {
 struct CloudHypervisorTimeouts {
   std::chrono::milliseconds request{5000};  // connect, send, answer: each request as a whole
   std::chrono::milliseconds watch_fallback{500};
+  std::chrono::milliseconds not_running_recheck{1000};  // a VM that answers but does not run yet
   std::size_t max_answer_bytes = 1024 * 1024;
 };
 
@@ -63,6 +65,7 @@ class CloudHypervisorVm : public Vm {
   CloudHypervisorTimeouts timeouts_;
   AsyncMutex operations_;
   PathWatch socket_watch_;
+  boost::asio::steady_timer recheck_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool up_ = false, stopped_ = true, probing_ = false, probe_again_ = false;
 };
