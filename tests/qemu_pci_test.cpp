@@ -64,7 +64,7 @@ TEST(QemuPciBus, FreePortsAndDevicesInQemusOwnAnswers) {
   EXPECT_TRUE(free_ports(json::array({1, "x", json::object({{"devices", 7}})})).empty());  // malformed: nothing, no crash
 }
 
-TEST(QemuPciIds, AreQemuIdsNamedByHostAddress) { EXPECT_EQ(QemuVm::pci_id("0000:00:14.3"), "vhp-pci-0000-00-14.3"); }
+TEST(QemuPciIds, AreQemuIdsNamedByHostAddress) { EXPECT_EQ(pci_device_id("0000:00:14.3"), "vhp-pci-0000-00-14.3"); }
 
 class QemuPciTest : public testing::Test {
  protected:

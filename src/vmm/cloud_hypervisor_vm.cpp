@@ -21,12 +21,6 @@ namespace {
 
 std::string sysfs_path(const std::string& address) { return "/sys/bus/pci/devices/" + address + "/"; }
 
-std::string pci_id(const std::string& address) {
-  std::string id = "vhp-pci-" + address;
-  std::ranges::replace(id, ':', '-');
-  return id;
-}
-
 }  // namespace
 
 CloudHypervisorVm::CloudHypervisorVm(asio::io_context& io, std::string name, std::string socket_path, CloudHypervisorTimeouts timeouts)
@@ -187,14 +181,14 @@ asio::awaitable<std::vector<VmUsbDevice>> CloudHypervisorVm::list_usb() { co_ret
 asio::awaitable<void> CloudHypervisorVm::attach_pci(PciDevice device, bool) {
   auto lock = co_await operations_.lock();
   if (!up_) throw VmError("VM " + name() + " is not running");
-  json body{{"path", sysfs_path(device.address)}, {"id", pci_id(device.address)}};
+  json body{{"path", sysfs_path(device.address)}, {"id", pci_device_id(device.address)}};
   co_await expect_success("PUT", "/api/v1/vm.add-device", body.dump());
 }
 
 asio::awaitable<void> CloudHypervisorVm::detach_pci(VmPciDevice device) {
   auto lock = co_await operations_.lock();
   if (!up_) throw VmError("VM " + name() + " is not running");
-  json body{{"id", device.id.empty() ? pci_id(device.host) : device.id}};
+  json body{{"id", device.id.empty() ? pci_device_id(device.host) : device.id}};
   auto answer = co_await request("PUT", "/api/v1/vm.remove-device", body.dump());
   if (answer.status == 404) co_return;  // no such device: detached already
   if (answer.status / 100 != 2) throw refusal(answer);

@@ -58,11 +58,6 @@ CrosvmVm::~CrosvmVm() { stop(); }
 
 std::string CrosvmVm::usb_id(int port) { return "crosvm-usb-" + std::to_string(port); }
 
-std::string CrosvmVm::pci_id(const std::string& address) {
-  std::string id = "vhp-pci-" + address;
-  std::ranges::replace(id, ':', '-');
-  return id;
-}
 
 void CrosvmVm::start() {
   stopped_ = false;
@@ -286,7 +281,7 @@ asio::awaitable<std::vector<VmPciDevice>> CrosvmVm::list_pci() {
   auto lock = co_await begin("vfio list");
   std::vector<VmPciDevice> out;
   for (const auto& path : co_await vfio_paths())
-    if (path.starts_with("/sys/bus/pci/devices/")) out.push_back({pci_id(path.substr(21)), path.substr(21)});
+    if (path.starts_with("/sys/bus/pci/devices/")) out.push_back({pci_device_id(path.substr(21)), path.substr(21)});
   co_return out;
 }
 

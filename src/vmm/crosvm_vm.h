@@ -54,7 +54,6 @@ class CrosvmVm : public Vm {
   boost::asio::awaitable<void> detach_evdev(EvdevDevice device) override;
 
   static std::string usb_id(int port);  // crosvm-usb-<port>
-  static std::string pci_id(const std::string& address);  // vhp-pci-0000-00-14.3, as QemuVm names it
 
  private:
   using Lock = AsyncMutex::Lock;

@@ -13,17 +13,11 @@ namespace vhp {
 namespace asio = boost::asio;
 using json = nlohmann::json;
 
-std::string QemuVm::pci_id(const std::string& address) {
-  std::string id = "vhp-pci-" + address;
-  std::ranges::replace(id, ':', '-');
-  return id;
-}
-
 asio::awaitable<void> QemuVm::attach_pci(PciDevice device, bool root_bus) {
   std::string address = device.address;
   Body body = [this, address, root_bus](QmpConnection& c) -> asio::awaitable<void> {
     json args{{"driver", "vfio-pci"}, {"host", address}};
-    co_await plug_into_port(c, std::move(args), pci_id(address), root_bus);
+    co_await plug_into_port(c, std::move(args), pci_device_id(address), root_bus);
   };
   co_await borrowed("device_add", std::move(body));
 }

@@ -61,7 +61,6 @@ class QemuVm : public Vm {
   boost::asio::awaitable<void> detach_pci(VmPciDevice device) override;
   // Every vfio-pci in /machine/peripheral and /machine/peripheral-anon, by its `host` property.
   boost::asio::awaitable<std::vector<VmPciDevice>> list_pci() override;
-  static std::string pci_id(const std::string& address);  // vhp-pci-0000-00-14.3
 
   // virtio-input-host-pci into the first free pcie-root-port, as the reference (which names it so too).
   boost::asio::awaitable<void> attach_evdev(EvdevDevice device) override;

@@ -2,6 +2,7 @@
 // The one interface every hypervisor backend implements: a VM's lifecycle as seen from the host
 // (up, down) and the operations that pass devices through. Operations run on the event loop, are
 // serialised per VM by the backend, and fail with VmError (the text the API answers).
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -35,6 +36,14 @@ struct VmPciDevice {
   std::string id;
   std::string host;  // 0000:00:14.3
 };
+
+// The id every backend gives a host PCI device it adds ("vhp-pci-0000-00-14.3"): one name for it
+// whatever the hypervisor, so that a VM coming up tells ours from others.
+inline std::string pci_device_id(const std::string& address) {
+  std::string id = "vhp-pci-" + address;
+  std::ranges::replace(id, ':', '-');
+  return id;
+}
 
 // Operations take their arguments by value: a coroutine starts later than the call that makes it.
 class Vm {
