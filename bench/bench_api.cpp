@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "percentile.h"
 #include "api/client.h"
 #include "support/mock_environment.h"
 #include "support/process.h"
@@ -18,6 +19,8 @@
 #include "support/testbed.h"
 
 namespace {
+
+using vhp::bench::percentile;
 
 using clock_type = std::chrono::steady_clock;
 
@@ -36,11 +39,6 @@ long rss_kib(pid_t pid) {
   for (std::string line; std::getline(in, line);)
     if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
   return -1;
-}
-
-double percentile(std::vector<double>& v, double p) {
-  std::ranges::sort(v);
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
 void run(const vhp::ClientOptions& options, int clients, int requests_each) {

@@ -8,12 +8,15 @@
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
 
+#include "percentile.h"
 #include "device/udev_watcher.h"
 #include "support/event_loop.h"
 #include "support/mock_environment.h"
 #include "support/testbed.h"
 
 namespace {
+
+using vhp::bench::percentile;
 
 using namespace vhp;
 
@@ -42,11 +45,6 @@ void BM_StartupScan500(benchmark::State& state) {
   state.counters["devices"] = 500;
 }
 BENCHMARK(BM_StartupScan500)->Unit(benchmark::kMillisecond);
-
-double percentile(std::vector<double> v, double p) {
-  std::ranges::sort(v);
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 // The device stays in sysfs; a "remove" event takes it out of the registry and an "add" event,
 // the timed part, puts it back: umockdev's netlink emulation → libudev → our read → registry.

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "percentile.h"
 #include "api/client.h"
 #include "support/coroutine.h"
 #include "support/host_fixture.h"
@@ -25,14 +26,11 @@
 
 namespace {
 
+using vhp::bench::percentile;
+
 using namespace vhp;
 using json = nlohmann::json;
 using clock_type = std::chrono::system_clock;  // compared with the daemon's log timestamps
-
-double percentile(std::vector<double> v, double p) {
-  std::ranges::sort(v);
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 // spdlog's "[2026-11-21 07:50:32.091]" as microseconds since the epoch (local time, like the daemon).
 double log_time_us(const std::string& stamp) {

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "percentile.h"
 #include "api/client.h"
 #include "support/fake_qemu_pci.h"
 #include "support/fake_vfio_kernel.h"
@@ -23,13 +24,10 @@
 
 namespace {
 
+using vhp::bench::percentile;
+
 using namespace vhp;
 using json = nlohmann::json;
-
-double percentile(std::vector<double> v, double p) {
-  std::ranges::sort(v);
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 void report(const char* what, const std::vector<double>& ms) {
   std::printf("%-40s p50 %7.3f ms  p90 %7.3f ms  max %7.3f ms  (n=%zu)\n", what, percentile(ms, 0.5), percentile(ms, 0.9),

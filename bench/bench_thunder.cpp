@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "percentile.h"
 #include "support/host_fixture.h"
 #include "support/mock_environment.h"
 #include "support/process.h"
@@ -17,14 +18,11 @@
 
 namespace {
 
+using vhp::bench::percentile;
+
 using namespace vhp;
 using json = nlohmann::json;
 using clock_type = std::chrono::steady_clock;
-
-double percentile(std::vector<double> v, double p) {
-  std::ranges::sort(v);
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 void report(const char* what, const std::vector<double>& us) {
   std::printf("  %-44s p50 %7.0f us  p99 %7.0f us  (%zu)\n", what, percentile(us, 0.5), percentile(us, 0.99), us.size());

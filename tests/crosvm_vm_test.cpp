@@ -28,6 +28,17 @@ CrosvmTimeouts quick() {
   return t;
 }
 
+// What the manager keeps in the state file, kept here in memory.
+class MemoryBook : public CrosvmUsbPortBook {
+ public:
+  std::map<std::string, CrosvmUsbPort> ports() const override { return ports_; }
+  void record(const std::string& sys_name, const CrosvmUsbPort& port) override { ports_[sys_name] = port; }
+  void forget(const std::string& sys_name) override { ports_.erase(sys_name); }
+
+ private:
+  std::map<std::string, CrosvmUsbPort> ports_;
+};
+
 class CrosvmVmTest : public testing::Test {
  protected:
   CrosvmVmTest() {
@@ -55,6 +66,7 @@ class CrosvmVmTest : public testing::Test {
   }
   static UsbDevice usb(int devnum) {
     UsbDevice d;
+    d.sys_name = "1-2." + std::to_string(devnum - 38);
     d.busnum = 1, d.devnum = devnum;
     d.vid = "1050", d.pid = "0407";  // the security keys
     d.device_node = "/dev/bus/usb/001/0" + std::to_string(devnum);
@@ -138,6 +150,53 @@ TEST_F(CrosvmVmTest, AfterARestartIdenticalDevicesAreNotGuessed) {
   ASSERT_EQ(held.size(), 3u);  // the stand-in does not refuse a device twice; crosvm would
   EXPECT_EQ(held[2].hostaddr, 41);
   EXPECT_EQ(held[0].hostaddr, 0);  // unknown
+}
+
+// With the port book (the state file's crosvm_usb_ports), a restarted daemon knows which port is
+// which device, identical devices included, and detaches exactly the one asked for.
+TEST_F(CrosvmVmTest, ARestartedDaemonKnowsItsPortsFromTheBook) {
+  auto book = std::make_shared<MemoryBook>();
+  {
+    CrosvmVm first{io, "gui-vm", socket_path, FAKE_CROSVM_BINARY, quick(), book};
+    first.start();
+    ASSERT_TRUE(run_until(io, [&] { return first.running(); }));
+    complete(io, first.attach_usb(usb(40)));
+    complete(io, first.attach_usb(usb(41)));
+  }
+  ASSERT_EQ(book->ports().size(), 2u);
+  EXPECT_EQ(book->ports()["1-2.3"].port, 2);
+  CrosvmVm again{io, "gui-vm", socket_path, FAKE_CROSVM_BINARY, quick(), book};
+  again.start();
+  ASSERT_TRUE(run_until(io, [&] { return again.running(); }));
+  auto held = complete(io, again.list_usb());
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0].hostaddr, 40);
+  EXPECT_EQ(held[1].hostaddr, 41);
+  complete(io, again.detach_usb({"", 1, 41, true}));
+  EXPECT_EQ(state()["usb"], json::parse(R"({"1": {"node": "/dev/bus/usb/001/040", "ids": "1050 0407"}})"));
+  EXPECT_EQ(book->ports().size(), 1u);
+  complete(io, again.attach_usb(usb(40)));  // known: not attached twice
+  EXPECT_EQ(state()["usb"].size(), 1u);
+}
+
+// Ports belong to one run of the VM: a restart (a new socket) or a VM going away voids them.
+TEST_F(CrosvmVmTest, AVmRestartVoidsTheBooksPorts) {
+  auto book = std::make_shared<MemoryBook>();
+  CrosvmVm booked{io, "gui-vm", socket_path, FAKE_CROSVM_BINARY, quick(), book};
+  booked.start();
+  ASSERT_TRUE(run_until(io, [&] { return booked.running(); }));
+  complete(io, booked.attach_usb(usb(40)));
+  book->record("9-9", {"other-vm", 1, "elsewhere", "1050", "0407", std::nullopt, 9, 9});  // another VM's: kept
+  control_socket.close();
+  control_socket.open();
+  ASSERT_TRUE(run_until(io, [&] { return book->ports().size() == 1; }));
+  EXPECT_TRUE(book->ports().contains("9-9"));
+  control({{"usb", json::object()}});  // the new run holds nothing
+  complete(io, booked.attach_usb(usb(40)));
+  EXPECT_EQ(book->ports().size(), 2u);
+  control_socket.close();
+  ASSERT_TRUE(run_until(io, [&] { return !booked.running(); }));
+  EXPECT_EQ(book->ports().size(), 1u);
 }
 
 // What crosvm answers about the run of the VM it was asked, once that VM is gone, is not recorded.

@@ -11,6 +11,7 @@
 
 #include "manager/identity.h"
 #include "manager/state_store.h"
+#include "manager/stored_crosvm_usb_ports.h"
 #include "support/temp_dir.h"
 
 namespace vhp {
@@ -58,6 +59,36 @@ TEST(StateStore, KeysOfAnotherManagerAreKeptAsRead) {
   EXPECT_EQ(written["crosvm_usb_ports"]["3-2"]["socket_generation"], "2049:77:123");
   EXPECT_EQ(written["disconnected_devices"], nlohmann::json::array({"usb-0781:5581:S1"}));
   EXPECT_EQ(StateStore(dir / "s").state(), store.state());
+}
+
+// The crosvm port book in ghaf-device-manager's shape: its entries read (ours add the plug's bus
+// and device numbers), written back in that shape, an entry of another shape left alone.
+TEST(StateStore, CrosvmUsbPortsInGhafDeviceManagersShape) {
+  test::TempDir dir;
+  std::ofstream(dir / "s") << R"({"selected_vms": {}, "disconnected_devices": [], "crosvm_usb_ports": {
+    "3-2": {"vm": "gui-vm", "port": 1, "socket_generation": "2049:77:123", "vid": "046d", "pid": "0825", "serial": null},
+    "3-4": {"vm": "gui-vm", "port": "two"}}})";
+  StateStore store(dir / "s");
+  StoredCrosvmUsbPorts book(store);
+  auto ports = book.ports();
+  ASSERT_EQ(ports.size(), 1u);
+  EXPECT_EQ(ports["3-2"], (CrosvmUsbPort{"gui-vm", 1, "2049:77:123", "046d", "0825", std::nullopt, 0, 0}));
+  book.record("1-2.2", {"gui-vm", 2, "2049:78:9:100", "1050", "0407", "K40", 1, 40});
+  book.forget("3-2");
+  auto written = nlohmann::json::parse(read(dir / "s"))["crosvm_usb_ports"];
+  EXPECT_EQ(written, nlohmann::json::parse(R"({"3-4": {"vm": "gui-vm", "port": "two"},
+    "1-2.2": {"vm": "gui-vm", "port": 2, "socket_generation": "2049:78:9:100", "vid": "1050", "pid": "0407", "serial": "K40",
+              "busnum": 1, "devnum": 40}})"));
+  EXPECT_EQ(StoredCrosvmUsbPorts(store).ports().size(), 1u);
+}
+
+// A host without crosvm VMs keeps the reference's file: forgetting writes no book.
+TEST(StateStore, NoCrosvmPortBookUntilAPortIsRecorded) {
+  test::TempDir dir;
+  StateStore store(dir / "s");
+  store.set_disconnected("usb-0781:5581:S1", true);
+  StoredCrosvmUsbPorts(store).forget("1-2");
+  EXPECT_FALSE(nlohmann::json::parse(read(dir / "s")).contains("crosvm_usb_ports"));
 }
 
 TEST(StateStore, ACorruptOrTruncatedFileIsMovedAsideAndTheDaemonStartsEmpty) {

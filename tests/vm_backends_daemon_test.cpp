@@ -37,9 +37,10 @@ class CrosvmDaemon : public testing::Test {
                          {"api", {{"transports", {"unix"}}, {"unixSocket", dir / "vhotplug.sock"}}}};
     std::ofstream(dir / "vhotplug.conf") << config.dump(2);
   }
-  void start_daemon() {
-    daemon = std::make_unique<test::Child>(std::vector<std::string>{VHOTPLUGD_BINARY, "-a", "-c", dir / "vhotplug.conf"},
-                                           dir / "daemon.out", dir / "daemon.log");
+  void start_daemon(bool attach_connected = true) {
+    std::vector<std::string> argv{VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"};
+    if (attach_connected) argv.push_back("-a");
+    daemon = std::make_unique<test::Child>(argv, dir / "daemon.out", dir / "daemon.log");
     ASSERT_TRUE(eventually([&] { return test::unix_socket_accepts(dir / "vhotplug.sock"); })) << log();
   }
   std::string log() { return test::read_file(dir / "daemon.log"); }
@@ -102,6 +103,41 @@ TEST_F(CrosvmDaemon, DevicesGoToTheCrosvmVmAndComeBackAsWithQemu) {
   ASSERT_NO_FATAL_FAILURE(start_daemon());
   ASSERT_TRUE(eventually([&] { return vm_of("usb", "key") == "gui-vm" && vm_of("pci", "net") == "gui-vm"; })) << log();
   EXPECT_EQ(crosvm(), kBoth);
+}
+
+// Two identical keys in the VM: crosvm's `usb list` cannot tell them apart, the port book in the
+// state file can. A daemon restarted without -a finds both and detaches exactly the one asked for.
+TEST_F(CrosvmDaemon, ARestartedDaemonTellsIdenticalDevicesApartByTheirPorts) {
+  auto spec = test::security_key_spec(host.hub);
+  spec.name = "1-2.3", spec.devnum = 41, spec.dev_node = true;
+  tb.add_usb(spec);
+  auto config = json::parse(test::read_file(dir / "vhotplug.conf"));
+  config["usbPassthrough"][0]["allow"].push_back({{"bus", 1}, {"port", "2.3"}});
+  std::ofstream(dir / "vhotplug.conf") << config.dump(2);
+  ASSERT_NO_FATAL_FAILURE(start_daemon());
+  const auto both = json::parse(R"(["/dev/bus/usb/001/040", "/dev/bus/usb/001/041"])");
+  ASSERT_TRUE(eventually([&] { return crosvm()["usb"] == both; })) << crosvm().dump() << log();
+  json book;
+  ASSERT_TRUE(eventually([&] {  // written once crosvm answered
+    book = json::parse(test::read_file(dir / "state.json"), nullptr, false).value("crosvm_usb_ports", json::object());
+    return book.size() == 2;
+  })) << book.dump();
+  EXPECT_EQ(book["1-2.3"]["vm"], "gui-vm");
+  EXPECT_EQ(book["1-2.3"]["vid"], "1050");
+
+  EXPECT_EQ(daemon->stop(SIGTERM), 0);
+  ASSERT_NO_FATAL_FAILURE(start_daemon(false));
+  ASSERT_TRUE(eventually([&] { return log().find("vm gui-vm: devices reconciled") != std::string::npos; })) << log();
+  auto r = cli({"--json", "usb", "list", "--tag", "key"});
+  auto list = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(list.is_array() && list.size() == 2) << r.out << log();
+  EXPECT_EQ(list[0]["vm"], "gui-vm");
+  EXPECT_EQ(list[1]["vm"], "gui-vm");
+  EXPECT_EQ(cli({"usb", "detach", "--devnode", "/dev/bus/usb/001/041"}).exit_code, 0) << log();
+  EXPECT_EQ(crosvm()["usb"], json::array({"/dev/bus/usb/001/040"}));
+  book = json::parse(test::read_file(dir / "state.json"))["crosvm_usb_ports"];
+  EXPECT_EQ(book.size(), 1u);
+  EXPECT_TRUE(book.contains("1-2.2")) << book.dump();
 }
 
 TEST_F(CrosvmDaemon, AttachingToAStoppedVmFails) {

@@ -10,6 +10,8 @@
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
+#include "manager/stored_crosvm_usb_ports.h"
+
 namespace vhp {
 
 namespace {
@@ -116,6 +118,7 @@ Daemon::Daemon(DaemonOptions options)
   manager_ = std::make_unique<DeviceManager>(registry_, std::make_shared<const Policy>(std::move(config), modules_), *store_, options_.host);
   VmOptions vm_options;
   vm_options.crosvm_binary = manager_->policy().config().general.crosvm;
+  vm_options.crosvm_usb_ports = std::make_shared<StoredCrosvmUsbPorts>(*store_);
   VmFactory make_vm = default_vm_factory(io_, vm_options);
   if (options_.make_vm) make_vm = [this](const VmConfig& c) { return options_.make_vm(io_, c); };
   passthrough_ = std::make_unique<Passthrough>(io_, *manager_, std::move(make_vm), vfio_, options_.attach_connected,

@@ -336,7 +336,8 @@ asio::awaitable<void> PciPassthrough::reapply(PciDevice d) {
   if (in && (!match || match->target_vm != *in || !listed)) {
     placements_.unwant(d, Cause::policy());
     co_await detach_or_log(d, Cause::policy(), "taking it out of its VM");
-    co_return;
+    if (!match || !listed) co_return;
+    in = placements_.vm_of(d.address);  // moved to another VM: from here on a newly allowed device
   }
   if (!match || !listed || in || placements_.is_disconnected(d.address)) {
     if (!in && (!match || !listed)) placements_.unwant(d, Cause::policy());

@@ -20,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/async_event.h"
+#include "vmm/process_watch.h"
 
 extern char** environ;
 
@@ -114,7 +115,9 @@ asio::awaitable<ChildOutput> run_child(std::vector<std::string> argv, std::chron
   boost::system::error_code ec;
   if (pidfd >= 0) {  // its exit, seen on a pidfd
     asio::posix::stream_descriptor exit_fd(ex, pidfd);
-    co_await exit_fd.async_wait(asio::posix::stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    do co_await exit_fd.async_wait(asio::posix::stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    while (!ec && !pidfd_exited(pidfd));
+    if (ec) ::kill(pid, SIGKILL);  // the wait itself failed: not left running, nor waited for long
     ::waitpid(pid, &status, 0);  // it has exited: does not block
   } else {  // no pidfd (a kernel before 5.3): looked at every 10 ms, never waited for
     asio::steady_timer tick(ex);

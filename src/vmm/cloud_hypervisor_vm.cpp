@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log_failure.h"
+#include "vmm/socket_identity.h"
 
 namespace vhp {
 
@@ -29,7 +30,7 @@ CloudHypervisorVm::CloudHypervisorVm(asio::io_context& io, std::string name, std
       socket_path_(std::move(socket_path)),
       timeouts_(timeouts),
       operations_(io.get_executor()),
-      socket_watch_(io, socket_path_, timeouts.watch_fallback, [this] { check(); }),
+      socket_watch_(io, socket_path_, timeouts.watch_fallback, [this] { refused_left_ = timeouts_.refused_retries, check(); }),
       recheck_(io) {}
 
 CloudHypervisorVm::~CloudHypervisorVm() {
@@ -40,6 +41,7 @@ CloudHypervisorVm::~CloudHypervisorVm() {
 void CloudHypervisorVm::start() {
   stopped_ = false;
   socket_watch_.start();
+  refused_left_ = timeouts_.refused_retries;
   check();
 }
 
@@ -70,6 +72,7 @@ void CloudHypervisorVm::check() {
 asio::awaitable<void> CloudHypervisorVm::probe() {
   bool running = false, answers = false;
   std::string why = "its API socket does not answer";
+  auto identity = socket_identity(socket_path_);
   try {
     auto info = co_await request("GET", "/api/v1/vm.info", "");
     answers = true;
@@ -79,14 +82,24 @@ asio::awaitable<void> CloudHypervisorVm::probe() {
   } catch (const VmError&) {
   }
   // A VM created but not booted yet (or paused) changes nothing on the socket when it starts
-  // running, and its API has no events: looked at again while its API answers.
-  if (answers && !running && !stopped_) {
-    recheck_.expires_after(timeouts_.not_running_recheck);
+  // running, and its API has no events: looked at again while its API answers. A socket that is
+  // there but refuses may be between bind() and listen(): looked at again a few times.
+  bool refused = !answers && !identity.empty() && refused_left_ > 0;
+  if (refused) --refused_left_;
+  if ((answers && !running && !stopped_) || refused) {
+    recheck_.expires_after(refused ? timeouts_.refused_retry_interval : timeouts_.not_running_recheck);
     recheck_.async_wait([this, alive = alive_](boost::system::error_code ec) {
       if (!ec && *alive) check();
     });
   }
-  if (stopped_ || running == up_) co_return;
+  if (stopped_) co_return;
+  if (running && up_ && identity != identity_) {  // restarted between two looks
+    spdlog::info("vm {}: down (its API socket was replaced)", name());
+    up_ = false;
+    announce_down();
+  }
+  if (running) identity_ = identity;
+  if (running == up_) co_return;
   up_ = running;
   if (up_) {
     spdlog::info("vm {}: up (cloud-hypervisor API {})", name(), socket_path_);

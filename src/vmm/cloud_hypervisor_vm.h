@@ -24,6 +24,8 @@ struct CloudHypervisorTimeouts {
   std::chrono::milliseconds request{5000};  // connect, send, answer: each request as a whole
   std::chrono::milliseconds watch_fallback{500};
   std::chrono::milliseconds not_running_recheck{1000};  // a VM that answers but does not run yet
+  int refused_retries = 10;  // a socket that is there but refuses: cloud-hypervisor between bind() and listen()
+  std::chrono::milliseconds refused_retry_interval{100};
   std::size_t max_answer_bytes = 1024 * 1024;
 };
 
@@ -68,6 +70,8 @@ class CloudHypervisorVm : public Vm {
   boost::asio::steady_timer recheck_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool up_ = false, stopped_ = true, probing_ = false, probe_again_ = false;
+  std::string identity_;  // of the API socket of the run that is up (socket_identity)
+  int refused_left_ = 0;  // looks left at a socket that refuses, since it last changed
 };
 
 }  // namespace vhp

@@ -3,12 +3,10 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <set>
 #include <sstream>
-#include <thread>
 
 #include <sys/socket.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -18,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "vmm/child_process.h"
+#include "vmm/socket_identity.h"
 
 namespace vhp {
 
@@ -43,7 +42,8 @@ asio::awaitable<void> pause(std::chrono::milliseconds interval) {
 
 }  // namespace
 
-CrosvmVm::CrosvmVm(asio::io_context& io, std::string name, std::string socket_path, std::string crosvm, CrosvmTimeouts timeouts)
+CrosvmVm::CrosvmVm(asio::io_context& io, std::string name, std::string socket_path, std::string crosvm, CrosvmTimeouts timeouts,
+                   std::shared_ptr<CrosvmUsbPortBook> book)
     : Vm(std::move(name)),
       io_(io),
       socket_path_(std::move(socket_path)),
@@ -52,12 +52,12 @@ CrosvmVm::CrosvmVm(asio::io_context& io, std::string name, std::string socket_pa
       operations_(io.get_executor()),
       socket_watch_(io, socket_path_, timeouts.watch_fallback, [this] { check(kRefusedRetries); }),
       process_(io),
-      retry_timer_(io) {}
+      retry_timer_(io),
+      book_(std::move(book)) {}
 
 CrosvmVm::~CrosvmVm() { stop(); }
 
 std::string CrosvmVm::usb_id(int port) { return "crosvm-usb-" + std::to_string(port); }
-
 
 void CrosvmVm::start() {
   stopped_ = false;
@@ -76,11 +76,11 @@ void CrosvmVm::stop() {
 }
 
 // A non-blocking connect to a listening Unix socket completes (or is refused) at once. The socket's
-// device and inode and the pid of the crosvm serving it say which run of the VM this is.
+// identity and the pid of the crosvm serving it say which run of the VM this is.
 std::string CrosvmVm::generation(pid_t& pid) const {
   pid = 0;
-  struct stat st {};
-  if (::stat(socket_path_.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return "";
+  auto identity = socket_identity(socket_path_);
+  if (identity.empty()) return "";
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path_.size() >= sizeof addr.sun_path) return "";
@@ -93,13 +93,7 @@ std::string CrosvmVm::generation(pid_t& pid) const {
   if (accepts && ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0) pid = peer.pid;
   ::close(fd);
   if (!accepts) return "";
-  // Its birth time, where the filesystem keeps one: an inode number can come back at once, a
-  // change time moves with a chmod.
-  std::string born;
-  struct statx sx {};
-  if (::statx(AT_FDCWD, socket_path_.c_str(), 0, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME))
-    born = std::to_string(sx.stx_btime.tv_sec) + "." + std::to_string(sx.stx_btime.tv_nsec);
-  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + born + ":" + std::to_string(pid);
+  return identity + ":" + std::to_string(pid);
 }
 
 void CrosvmVm::check(int retries) {
@@ -117,6 +111,7 @@ void CrosvmVm::check(int retries) {
   bool was_up = up_;
   generation_ = now;
   ports_.clear();  // ports belong to one run of the VM
+  read_book();
   process_.cancel();
   if (was_up) {
     up_ = false;
@@ -129,6 +124,29 @@ void CrosvmVm::check(int retries) {
     spdlog::info("vm {}: up (crosvm control socket {})", name(), socket_path_);
     announce_up();
   }
+}
+
+void CrosvmVm::read_book() {
+  if (!book_) return;
+  for (const auto& [sys_name, entry] : book_->ports()) {
+    if (entry.vm != name()) continue;
+    if (!generation_.empty() && entry.socket_generation == generation_)
+      ports_[{entry.busnum, entry.devnum}] = {entry.port, sys_name, entry.vid + ":" + entry.pid};
+    else
+      book_->forget(sys_name);  // the VM is gone or was restarted: that port holds nothing of ours
+  }
+}
+
+void CrosvmVm::remember(const UsbDevice& device, int port) {
+  ports_[{device.busnum, device.devnum}] = {port, device.sys_name, device.vid + ":" + device.pid};
+  if (book_) book_->record(device.sys_name, {name(), port, generation_, device.vid, device.pid, device.serial, device.busnum, device.devnum});
+}
+
+void CrosvmVm::forget(const HostAddress& address) {
+  auto it = ports_.find(address);
+  if (it == ports_.end()) return;
+  if (book_) book_->forget(it->second.sys_name);
+  ports_.erase(it);
 }
 
 asio::awaitable<CrosvmVm::Lock> CrosvmVm::begin(const char* what) {
@@ -179,17 +197,16 @@ asio::awaitable<std::vector<std::pair<int, std::string>>> CrosvmVm::usb_ports() 
 
 asio::awaitable<void> CrosvmVm::attach_usb(UsbDevice device) {
   auto lock = co_await begin("usb attach");
-  auto key = std::pair(device.busnum, device.devnum);
-  if (ports_.contains(key)) co_return;  // ours already
+  if (ports_.contains({device.busnum, device.devnum})) co_return;  // ours already
   // A port we do not know (attached before a daemon restart) holding a device with these ids is
   // taken for this one, as the reference does: crosvm names no host address.
   std::vector<int> unknown_alike;  // only one: two identical devices cannot be told apart by crosvm
   for (const auto& [port, ids] : co_await usb_ports())
-    if (ids == device.vid + ":" + device.pid && std::ranges::none_of(ports_, [&](const auto& p) { return p.second == port; }))
+    if (ids == device.vid + ":" + device.pid && std::ranges::none_of(ports_, [&](const auto& p) { return p.second.port == port; }))
       unknown_alike.push_back(port);
   if (unknown_alike.size() == 1) {
     spdlog::info("vm {}: already holds {}:{} at port {}; taking it for {}", name(), device.vid, device.pid, unknown_alike[0], device.device_node);
-    ports_[key] = unknown_alike[0];
+    remember(device, unknown_alike[0]);
     co_return;
   }
   // The guest takes USB devices only once its kernel runs: no_available_port until then.
@@ -197,7 +214,7 @@ asio::awaitable<void> CrosvmVm::attach_usb(UsbDevice device) {
     std::vector<std::string> args{"usb", "attach", "00:00:00:00", device.device_node};
     auto w = words(co_await crosvm(std::move(args)));
     if (!w.empty() && w.front() == "ok" && w.size() >= 2) {
-      ports_[key] = std::atoi(w[1].c_str());
+      remember(device, std::atoi(w[1].c_str()));
       co_return;
     }
     bool busy = !w.empty() && w.front() == "no_available_port";
@@ -212,27 +229,33 @@ asio::awaitable<void> CrosvmVm::detach_usb(VmUsbDevice device) {
   auto lock = co_await begin("usb detach");
   int port = -1;
   if (device.id.starts_with("crosvm-usb-")) port = std::atoi(device.id.c_str() + 11);
-  else if (auto it = ports_.find({device.hostbus, device.hostaddr}); it != ports_.end()) port = it->second;
+  else if (auto it = ports_.find({device.hostbus, device.hostaddr}); it != ports_.end()) port = it->second.port;
   if (port < 0) co_return;  // nothing of ours at that address
   std::vector<std::string> args{"usb", "detach", std::to_string(port)};
   auto w = words(co_await crosvm(std::move(args)));
   if (w.empty() || (w.front() != "ok" && w.front() != "no_such_port"))
     throw VmError("VM " + name() + ": crosvm usb detach answered: " + (w.empty() ? "nothing" : w.front()));
-  std::erase_if(ports_, [&](const auto& p) { return p.second == port; });
+  std::vector<HostAddress> gone;
+  for (const auto& [address, ours] : ports_)
+    if (ours.port == port) gone.push_back(address);
+  for (const auto& address : gone) forget(address);
 }
 
 asio::awaitable<std::vector<VmUsbDevice>> CrosvmVm::list_usb() {
   auto lock = co_await begin("usb list");
   std::vector<VmUsbDevice> out;
   auto listed = co_await usb_ports();
-  std::map<std::pair<int, int>, int> still;
+  std::set<HostAddress> still;
   for (const auto& [port, ids] : listed) {
     VmUsbDevice held{usb_id(port), 0, 0, true};
     for (const auto& [address, ours] : ports_)
-      if (ours == port) held.hostbus = address.first, held.hostaddr = address.second, still[address] = port;
+      if (ours.port == port && ours.ids == ids) held.hostbus = address.first, held.hostaddr = address.second, still.insert(address);
     out.push_back(held);
   }
-  ports_ = still;  // a port crosvm no longer lists is free again
+  std::vector<HostAddress> gone;  // a port crosvm no longer lists (or lists with another device) is free again
+  for (const auto& [address, ours] : ports_)
+    if (!still.contains(address)) gone.push_back(address);
+  for (const auto& address : gone) forget(address);
   co_return out;
 }
 

@@ -3,7 +3,7 @@
 // ghaf-device-manager does (PCI: `crosvm vfio`), each command a child process on the event loop
 // with its deadline. Up while its control socket (SOCK_SEQPACKET) accepts; a new socket (another
 // inode) is a restart. crosvm names a USB device by its port only, so the port of each device we
-// attach is remembered by its host address.
+// attach is remembered by its host address, and written in a CrosvmUsbPortBook for the next daemon.
 #include <chrono>
 #include <map>
 #include <memory>
@@ -16,6 +16,7 @@
 
 #include "common/async_mutex.h"
 #include "common/path_watch.h"
+#include "vmm/crosvm_usb_ports.h"
 #include "vmm/process_watch.h"
 #include "vmm/vm.h"
 
@@ -31,7 +32,7 @@ struct CrosvmTimeouts {
 class CrosvmVm : public Vm {
  public:
   CrosvmVm(boost::asio::io_context& io, std::string name, std::string socket_path, std::string crosvm = "crosvm",
-           CrosvmTimeouts timeouts = {});
+           CrosvmTimeouts timeouts = {}, std::shared_ptr<CrosvmUsbPortBook> book = nullptr);
   ~CrosvmVm() override;
 
   void start() override;
@@ -42,7 +43,8 @@ class CrosvmVm : public Vm {
   boost::asio::awaitable<void> attach_usb(UsbDevice device) override;
   // `crosvm usb detach <port> <socket>` for the port we attached it at.
   boost::asio::awaitable<void> detach_usb(VmUsbDevice device) override;
-  // `crosvm usb list <socket>`: the ports we know by host address; others (not ours) with address 0.
+  // `crosvm usb list <socket>`: the ports we know by host address (also from the book, for this run
+  // of the VM); others (not ours) with address 0.
   boost::asio::awaitable<std::vector<VmUsbDevice>> list_usb() override;
 
   // `crosvm vfio add /sys/bus/pci/devices/<a> <socket>`, then seen in `crosvm vfio list`.
@@ -65,6 +67,14 @@ class CrosvmVm : public Vm {
   static constexpr int kRefusedRetries = 10;
   void check(int retries = 0);  // the socket now: up, down, or replaced; one that refuses is looked at `retries` times more
   std::string generation(pid_t& pid) const;  // device:inode:birth:pid of the socket and its server; "" when it does not accept
+  struct Port {
+    int port = 0;
+    std::string sys_name, ids;  // ids: "vid:pid"
+  };
+  using HostAddress = std::pair<int, int>;  // bus, device number
+  void read_book();  // the ports the book holds for this run of the VM; those of another run are forgotten
+  void remember(const UsbDevice& device, int port);
+  void forget(const HostAddress& address);
 
   boost::asio::io_context& io_;
   std::string socket_path_, crosvm_;
@@ -74,7 +84,8 @@ class CrosvmVm : public Vm {
   ProcessWatch process_;  // the crosvm serving the socket
   boost::asio::steady_timer retry_timer_;
   std::string generation_;
-  std::map<std::pair<int, int>, int> ports_;  // host bus, address → crosvm port, for this generation
+  std::shared_ptr<CrosvmUsbPortBook> book_;  // may be null: nothing outlives the daemon
+  std::map<HostAddress, Port> ports_;       // for this generation
   bool up_ = false, stopped_ = true;
 };
 

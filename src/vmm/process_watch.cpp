@@ -1,5 +1,6 @@
 #include "vmm/process_watch.h"
 
+#include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -16,6 +17,30 @@ struct ProcessWatch::State {
   std::uint64_t generation = 0;
 };
 
+bool pidfd_exited(int pidfd) {
+  pollfd p{pidfd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+namespace {
+
+void await_exit(std::weak_ptr<ProcessWatch::State> weak, std::uint64_t generation, std::function<void()> exited) {
+  auto state = weak.lock();
+  if (!state) return;
+  state->descriptor.async_wait(asio::posix::stream_descriptor::wait_read,
+                               [weak, generation, exited = std::move(exited)](boost::system::error_code ec) mutable {
+                                 auto state = weak.lock();
+                                 if (ec || !state || state->generation != generation) return;
+                                 if (!pidfd_exited(state->descriptor.native_handle())) return await_exit(weak, generation, std::move(exited));
+                                 state->pid = 0;
+                                 boost::system::error_code ignored;
+                                 state->descriptor.close(ignored);
+                                 exited();
+                               });
+}
+
+}  // namespace
+
 ProcessWatch::ProcessWatch(asio::io_context& io) : state_(std::make_shared<State>(io)) {}
 
 ProcessWatch::~ProcessWatch() { cancel(); }
@@ -26,17 +51,7 @@ bool ProcessWatch::watch(pid_t pid, std::function<void()> exited) {
   if (fd < 0) return false;
   state_->descriptor.assign(fd);
   state_->pid = pid;
-  auto generation = state_->generation;
-  std::weak_ptr<State> weak = state_;
-  state_->descriptor.async_wait(asio::posix::stream_descriptor::wait_read,
-                                [weak, generation, exited = std::move(exited)](boost::system::error_code ec) {
-                                  auto state = weak.lock();
-                                  if (ec || !state || state->generation != generation) return;
-                                  state->pid = 0;
-                                  boost::system::error_code ignored;
-                                  state->descriptor.close(ignored);
-                                  exited();
-                                });
+  await_exit(state_, state_->generation, std::move(exited));
   return true;
 }
 

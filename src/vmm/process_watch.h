@@ -9,6 +9,11 @@
 
 namespace vhp {
 
+// Whether the process of this pidfd has exited, without waiting. The reactor may report a pidfd
+// ready when it is not (seen here: "ready" while its process ran on and poll() said not readable),
+// so an exit is confirmed with this before it is believed.
+bool pidfd_exited(int pidfd);
+
 class ProcessWatch {
  public:
   explicit ProcessWatch(boost::asio::io_context& io);
@@ -22,8 +27,9 @@ class ProcessWatch {
   void cancel();
   pid_t pid() const;  // 0 when watching nothing
 
- private:
   struct State;
+
+ private:
   std::shared_ptr<State> state_;
 };
 

@@ -9,6 +9,7 @@
 
 #include "common/log_failure.h"
 #include "vmm/qmp_args.h"
+#include "vmm/socket_identity.h"
 
 namespace vhp {
 
@@ -106,6 +107,7 @@ asio::awaitable<void> QemuVm::probe_loop(int retries) {
   while (true) {
     probe_again_ = false;
     std::optional<pid_t> pid;
+    auto identity = socket_identity(socket_path_);
     std::string failure;
     auto kind = MonitorUnreachable::Kind::Gone;
     try {
@@ -124,7 +126,7 @@ asio::awaitable<void> QemuVm::probe_loop(int retries) {
     if (!*alive || stopped_) co_return;
     std::error_code ec;
     if (failure.empty()) {
-      set_up(pid);
+      set_up(pid, identity);
     } else if (kind != MonitorUnreachable::Kind::Gone) {
       // QEMU is there: its monitor is someone else's for now, or the session broke. Not "down".
       spdlog::debug("vm {}: {}", name(), failure);
@@ -147,10 +149,12 @@ void QemuVm::probe_later(std::chrono::milliseconds after, int retries) {
   });
 }
 
-void QemuVm::set_up(std::optional<pid_t> pid) {
+void QemuVm::set_up(std::optional<pid_t> pid, const std::string& identity) {
   if (up_ && pid && process_.pid() && process_.pid() != *pid) set_down("a new QEMU process answers on its socket");  // restarted unseen
+  if (up_ && identity != identity_) set_down("its QMP socket was replaced");
   if (up_) return;
   up_ = true;
+  identity_ = identity;
   auto alive = alive_;
   bool watched = pid && process_.watch(*pid, [this, alive] {
     if (*alive && !stopped_) set_down("its QEMU process exited");

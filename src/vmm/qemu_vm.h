@@ -96,7 +96,7 @@ class QemuVm : public Vm {
   void probe(int retries = 0);  // starts a probe unless one runs; then it runs once more
   boost::asio::awaitable<void> probe_loop(int retries);
   void probe_later(std::chrono::milliseconds after, int retries);
-  void set_up(std::optional<pid_t> pid);
+  void set_up(std::optional<pid_t> pid, const std::string& identity);
   void set_down(const std::string& why);
 
   boost::asio::io_context& io_;
@@ -106,6 +106,7 @@ class QemuVm : public Vm {
   std::shared_ptr<QmpConnection> conn_;  // only while operations are queued
   PathWatch socket_watch_;
   ProcessWatch process_;
+  std::string identity_;  // of the QMP socket of the run that is up (socket_identity)
   boost::asio::steady_timer probe_timer_;
   std::map<std::pair<int, int>, std::string> ids_;  // what QEMU calls the device at a host address
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

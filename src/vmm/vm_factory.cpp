@@ -57,7 +57,8 @@ std::unique_ptr<Vm> make_vm(boost::asio::io_context& io, const VmConfig& config,
       return std::make_unique<UnsupportedVm>(config.name, "VM " + config.name + " has no API socket in the config (vms[].socket)");
     return std::make_unique<CloudHypervisorVm>(io, config.name, config.socket, options.cloud_hypervisor);
   }
-  if (config.type == "crosvm") return std::make_unique<CrosvmVm>(io, config.name, config.socket, options.crosvm_binary, options.crosvm);
+  if (config.type == "crosvm") return std::make_unique<CrosvmVm>(io, config.name, config.socket, options.crosvm_binary, options.crosvm,
+                                      options.crosvm_usb_ports);
   return std::make_unique<UnsupportedVm>(config.name, "Unsupported vm type: " + config.type);
 }
 

@@ -18,6 +18,7 @@ struct VmOptions {
   CrosvmTimeouts crosvm;
   CloudHypervisorTimeouts cloud_hypervisor;
   std::string crosvm_binary = "crosvm";  // general.crosvm
+  std::shared_ptr<CrosvmUsbPortBook> crosvm_usb_ports;  // where crosvm VMs write their USB ports; none: memory only
 };
 
 // A type without a runtime backend gets a VM that is never up and whose operations fail with
