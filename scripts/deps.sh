@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config
-  libudev-dev libboost-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libsystemd-dev libkmod-dev
+  libudev-dev libboost-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libsystemd-dev libkmod-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev umockdev libumockdev-dev
   clang libclang-rt-14-dev qemu-system-x86
 )

@@ -60,6 +60,18 @@ TEST(UsbRules, NamesAreCaseInsensitiveRegexesAnchoredAtTheStartOnly) {
   EXPECT_EQ(vm_for(*usb_rule(R"([{"vendorName": ".*"}])"), Usb()), "vm1");  // no name: matched as ""
 }
 
+// A pattern a backtracking engine takes exponential time on (2^40 steps here), against a name the
+// device chose: RE2 answers in time linear in the name. Python's syntax (named groups, inline
+// flags) is taken.
+TEST(UsbRules, NoDeviceStringCanStallARule) {
+  Usb evil;
+  evil.names("Vendor", std::string(40, 'a') + "!");
+  EXPECT_EQ(vm_for(*usb_rule(R"([{"productName": "(a*)*b"}])"), evil), std::nullopt);
+  EXPECT_EQ(vm_for(*usb_rule(R"([{"productName": "(a|aa)+$"}])"), evil), std::nullopt);
+  EXPECT_EQ(vm_for(*usb_rule(R"([{"productName": "(?P<run>a+)!"}])"), evil), "vm1");
+  EXPECT_EQ(vm_for(*usb_rule(R"([{"vendorName": "(?i)VENDOR"}])"), evil), "vm1");
+}
+
 TEST(UsbRules, BusAndPortMatchTheRootPortTogether) {
   auto rule = usb_rule(R"([{"bus": 1, "port": 2}])");
   EXPECT_EQ(vm_for(*rule, Usb().at(1, {2})), "vm1");

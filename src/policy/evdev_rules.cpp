@@ -7,8 +7,8 @@ namespace vhp {
 
 bool EvdevSelector::matches(const EvdevDevice& d) const {
   if (!enabled) return false;
-  if (name && !name->source.empty() && name->matches(d.name)) return true;
-  if (path_tag && !path_tag->source.empty() && path_tag->matches(d.path_tag.value_or(""))) return true;
+  if (name && !name->source().empty() && name->matches(d.name)) return true;
+  if (path_tag && !path_tag->source().empty() && path_tag->matches(d.path_tag.value_or(""))) return true;
   if (property && value && !property->empty() && !value->empty()) {
     auto it = d.properties.find(*property);
     // Python's casefold() equality, for the ASCII values udev properties hold.

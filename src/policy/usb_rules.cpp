@@ -2,13 +2,26 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <stdexcept>
+
+#include <re2/re2.h>
 
 #include "device/parse.h"
 
 namespace vhp {
 
+Pattern::Pattern(std::string source) : source_(std::move(source)) {
+  re2::RE2::Options options;
+  options.set_case_sensitive(false);
+  options.set_log_errors(false);
+  options.set_max_mem(1 << 20);  // a bounded program: a pattern that needs more is refused
+  auto regex = std::make_shared<const re2::RE2>(source_, options);
+  if (!regex->ok()) throw std::invalid_argument(regex->error());
+  regex_ = std::move(regex);
+}
+
 bool Pattern::matches(const std::string& text) const {
-  return std::regex_search(text, regex, std::regex_constants::match_continuous);
+  return regex_->Match(text, 0, text.size(), re2::RE2::ANCHOR_START, nullptr, 0);
 }
 
 std::vector<InterfaceTriple> parse_interfaces(const std::optional<std::string>& interfaces) {

@@ -1,19 +1,31 @@
 #pragma once
 // USB rule groups (`usbPassthrough`) and the reference's matching semantics, exactly.
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "device/usb_device.h"
 #include "policy/module_resolver.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace vhp {
 
-struct Pattern {  // Python re.match: anchored at the start only, case-insensitive
-  std::string source;
-  std::regex regex;
+// A rule's regular expression, as the reference's Python re.match(pattern, text, re.IGNORECASE):
+// anchored at the start only, case-insensitive. RE2 runs it, in time linear in the text: no
+// device string can stall the event loop. Throws std::invalid_argument with RE2's reason.
+class Pattern {
+ public:
+  explicit Pattern(std::string source);
+  const std::string& source() const { return source_; }
   bool matches(const std::string& text) const;
+
+ private:
+  std::string source_;
+  std::shared_ptr<const re2::RE2> regex_;
 };
 
 // One `allow`/`deny` entry. Its criteria are OR-ed, in this order: vendorId+productId, vendorName or
