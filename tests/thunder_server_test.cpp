@@ -175,5 +175,108 @@ TEST_F(Thunder, AClientLimit) {
   EXPECT_EQ(json::parse(first.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.devices"})"))["result"].size(), 9u);
 }
 
+// ---- who may call (a web page in the host's browser must not) --------------------------------
+
+constexpr const char* kDevices = R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.devices"})";
+
+TEST_F(Thunder, ACrossOriginPageIsRefusedOverWebSocketAndPost) {
+  config.allowed_origins = {"https://app.example"};
+  start();
+  auto evil = test::http("POST", config.port, "/jsonrpc", kDevices, "Host: localhost\r\nOrigin: https://evil.example\r\nConnection: close\r\n");
+  EXPECT_EQ(evil.status, 403);
+  EXPECT_EQ(evil.body, "Origin https://evil.example is not allowed\n");
+  EXPECT_THROW(test::WsClient(config.port, "/jsonrpc", "notification", {{"Origin", "https://evil.example"}}), std::exception);
+  test::WsClient app(config.port, "/jsonrpc", "notification", {{"Origin", "https://app.example"}});
+  EXPECT_EQ(json::parse(app.call(kDevices))["result"].size(), 9u);
+  auto native = test::http("POST", config.port, "/jsonrpc", kDevices);  // no Origin: not a browser page
+  EXPECT_EQ(native.status, 200);
+}
+
+// DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 sends its own Host.
+TEST_F(Thunder, ARebindingHostIsRefused) {
+  config.allowed_hosts = {"stb.local"};
+  start();
+  auto with_host = [&](const std::string& host) {
+    return test::http("POST", config.port, "/jsonrpc", kDevices, "Host: " + host + "\r\nConnection: close\r\n").status;
+  };
+  EXPECT_EQ(with_host("evil.example:" + std::to_string(config.port)), 403);
+  EXPECT_EQ(with_host("127.0.0.1:" + std::to_string(config.port)), 200);
+  EXPECT_EQ(with_host("[::1]:" + std::to_string(config.port)), 200);
+  EXPECT_EQ(with_host("LOCALHOST"), 200);
+  EXPECT_EQ(with_host("stb.local:" + std::to_string(config.port)), 200);
+  EXPECT_THROW(test::WsClient(config.port, "/jsonrpc", "notification", {{"Host", "evil.example"}}), std::exception);
+}
+
+// As Thunder clients send it: the `token` query parameter on the WebSocket, a bearer on HTTP.
+TEST_F(Thunder, TheTokenIsRequiredWhenSet) {
+  config.token = "s3cret";
+  start();
+  EXPECT_EQ(test::http("POST", config.port, "/jsonrpc", kDevices).status, 401);
+  EXPECT_EQ(test::http("POST", config.port, "/jsonrpc", kDevices, "Host: localhost\r\nAuthorization: Bearer s3cre\r\nConnection: close\r\n").status, 401);
+  EXPECT_EQ(test::http("POST", config.port, "/jsonrpc", kDevices, "Host: localhost\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n").status, 200);
+  EXPECT_THROW(test::WsClient(config.port, "/jsonrpc"), std::exception);
+  EXPECT_THROW(test::WsClient(config.port, "/jsonrpc?token=wrong"), std::exception);
+  test::WsClient client(config.port, "/jsonrpc?token=s3cret");
+  EXPECT_EQ(json::parse(client.call(kDevices))["result"].size(), 9u);
+}
+
+// ---- bounds --------------------------------------------------------------------------------------
+
+TEST_F(Thunder, RegistrationsOnOneConnectionAreBounded) {
+  start();
+  test::WsClient client(config.port);
+  int accepted = 0, refused = 0;
+  for (int i = 0; i < 10000; ++i) {
+    auto reply = json::parse(client.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.register","params":{"event":"announce","id":"c)" +
+                                         std::to_string(i) + R"("}})"));
+    if (reply.contains("result")) ++accepted;
+    else if (reply["error"]["code"] == -31048) ++refused;
+  }
+  EXPECT_EQ(accepted, 64);
+  EXPECT_EQ(refused, 10000 - 64);
+  EXPECT_EQ(json::parse(client.call(kDevices))["result"].size(), 9u);  // the connection is still served
+}
+
+// Connections that never ask anything make room for one that does.
+TEST_F(Thunder, IdleSocketsDoNotLockOutARealClient) {
+  start();
+  std::vector<test::Fd> idle;
+  for (int i = 0; i < 200; ++i) idle.push_back(test::tcp_connect(config.port));
+  ASSERT_TRUE(eventually([&] { return clients() >= 64; }));
+  auto r = test::http("POST", config.port, "/jsonrpc", kDevices);
+  EXPECT_EQ(r.status, 200);
+  test::WsClient client(config.port);
+  EXPECT_EQ(json::parse(client.call(kDevices))["result"].size(), 9u);
+}
+
+TEST_F(Thunder, WebSocketsPerPeerAreBounded) {
+  config.max_websockets_per_peer = 3;
+  start();
+  std::vector<std::unique_ptr<test::WsClient>> sessions;
+  for (int i = 0; i < 3; ++i) sessions.push_back(std::make_unique<test::WsClient>(config.port));
+  EXPECT_THROW(test::WsClient(config.port), std::exception);
+  sessions.pop_back();
+  EXPECT_TRUE(eventually([&] {
+    try {
+      test::WsClient again(config.port);
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }));
+}
+
+// A device's strings are the device's choice: bytes that are not UTF-8 reach subscribers escaped.
+TEST_F(Thunder, ADeviceStringThatIsNotUtf8IsEscapedInTheAnnounce) {
+  start();
+  test::WsClient client(config.port);
+  client.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.register","params":{"event":"announce","id":"c"}})");
+  auto spec = test::security_key_spec(host.hub);
+  spec.name = "1-2.2", spec.devnum = 40, spec.serial = "K40", spec.product = "Key\xff\xfe";
+  tb.plug(spec);
+  auto announced = json::parse(client.read());
+  EXPECT_EQ(announced["params"]["device"]["productInfo1"]["product"], "Key\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
 }  // namespace
 }  // namespace vhp::thunder

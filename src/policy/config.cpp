@@ -149,15 +149,19 @@ std::vector<UsbSelector> usb_selectors(JsonReader& r, const json& o, const std::
   return out;
 }
 
-std::vector<std::string> vm_names(JsonReader& r, const json& o, const std::string& path, const char* key) {
+std::vector<std::string> strings(JsonReader& r, const json& o, const std::string& path, const char* key, const char* what) {
   std::vector<std::string> out;
   if (auto* list = r.list(o, path, key)) {
     for (size_t i = 0; i < list->size(); ++i) {
       if ((*list)[i].is_string()) out.push_back((*list)[i]);
-      else r.expected(JsonReader::index(JsonReader::join(path, key), i), "a VM name", (*list)[i]);
+      else r.expected(JsonReader::index(JsonReader::join(path, key), i), what, (*list)[i]);
     }
   }
   return out;
+}
+
+std::vector<std::string> vm_names(JsonReader& r, const json& o, const std::string& path, const char* key) {
+  return strings(r, o, path, key, "a VM name");
 }
 
 UsbRuleGroup usb_group(JsonReader& r, const json& o, const std::string& path) {
@@ -351,7 +355,8 @@ ApiConfig api_config(JsonReader& r, const json& api, const std::string& p) {
 }
 
 ThunderConfig thunder_config(JsonReader& r, const json& t, const std::string& p) {
-  r.warn_unknown_keys(t, p, {"enable", "host", "port", "callsign", "maxClients", "maxMessageBytes", "sendQueueBytes"});
+  r.warn_unknown_keys(t, p, {"enable", "host", "port", "callsign", "maxClients", "maxMessageBytes", "sendQueueBytes", "allowedOrigins",
+                             "allowedHosts", "token", "maxRegistrations", "maxWebSocketsPerPeer"});
   ThunderConfig c;
   c.enable = r.boolean(t, p, "enable").value_or(true);  // the section is ours: present means wanted
   c.host = r.string(t, p, "host").value_or(c.host);
@@ -363,6 +368,11 @@ ThunderConfig thunder_config(JsonReader& r, const json& t, const std::string& p)
   c.max_clients = r.integer(t, p, "maxClients", 1, 65536).value_or(c.max_clients);
   c.max_message_bytes = r.integer(t, p, "maxMessageBytes", 256, 64L << 20).value_or(c.max_message_bytes);
   c.send_queue_bytes = r.integer(t, p, "sendQueueBytes", 4096, 1L << 30).value_or(c.send_queue_bytes);
+  c.allowed_origins = strings(r, t, p, "allowedOrigins", "an origin such as \"https://app.example\"");
+  c.allowed_hosts = strings(r, t, p, "allowedHosts", "a host name");
+  c.token = r.string(t, p, "token").value_or("");
+  c.max_registrations = r.integer(t, p, "maxRegistrations", 1, 1 << 20).value_or(c.max_registrations);
+  c.max_websockets_per_peer = r.integer(t, p, "maxWebSocketsPerPeer", 1, 65536).value_or(c.max_websockets_per_peer);
   return c;
 }
 

@@ -55,6 +55,13 @@ struct ThunderConfig {
   std::size_t max_clients = 64;
   std::size_t max_message_bytes = 1024 * 1024;
   std::size_t send_queue_bytes = 4 * 1024 * 1024;
+  // Who may call: a browser page only from these origins (a request with another Origin is
+  // refused); a Host header only an IP literal, "localhost" or one of these names (no DNS
+  // rebinding); with a token, only callers that send it.
+  std::vector<std::string> allowed_origins, allowed_hosts;
+  std::string token;
+  std::size_t max_registrations = 64;       // per connection
+  std::size_t max_websockets_per_peer = 16; // per peer address
 };
 
 struct VmConfig {

@@ -137,7 +137,8 @@ Reply JsonRpc::handle(std::string_view text, Channel& channel) const {
       auto pit = request.find("params");
       if (pit == request.end() || !pit->is_object()) throw Failure{kInvalidParameters};
       auto key = std::pair{string_member(*pit, "event", kInvalidParameters), string_member(*pit, "id", kInvalidParameters)};
-      if (method == "register" && !channel.subscriptions.insert(key).second) throw Failure{kRegistered};
+      if (method == "register" && (channel.subscriptions.size() >= channel.max_subscriptions || !channel.subscriptions.insert(key).second))
+        throw Failure{kRegistered};
       if (method == "unregister" && channel.subscriptions.erase(key) == 0) throw Failure{kUnregistered};
       result = nullptr;  // R5.3 and later
     } else if (method == "exists") {

@@ -18,6 +18,7 @@ namespace vhp::thunder {
 // One transport connection: its subscriptions end with it.
 struct Channel {
   std::set<std::pair<std::string, std::string>> subscriptions;  // (event, client id)
+  std::size_t max_subscriptions = 64;  // a register beyond it fails
   std::string implicit_callsign;  // from a /jsonrpc/<callsign> path; then the callsign may be left out
 };
 

@@ -15,6 +15,7 @@
 #include "common/log_failure.h"
 #include "common/send_queue.h"
 #include "device/block_devices.h"
+#include "thunder/admission.h"
 #include "thunder/metadata.h"
 
 namespace vhp::thunder {
@@ -29,6 +30,8 @@ using ordered_json = nlohmann::ordered_json;
 namespace {
 
 constexpr auto kHttpTimeout = std::chrono::seconds(30);
+constexpr std::uint32_t kHeaderLimit = 8 * 1024;
+constexpr auto kWebSocketIdle = std::chrono::seconds(60);  // pinged meanwhile: a live client always answers
 
 // "/jsonrpc" → "", "/jsonrpc/USBHub" → "USBHub", anything else → nullopt.
 std::optional<std::string> jsonrpc_target(std::string_view target) {
@@ -154,7 +157,8 @@ void ThunderServer::on_device_event(const DeviceEvent& event) {
   auto sessions = sessions_;
   for (const auto& session : sessions)
     for (const auto& [event_name, client_id] : session->channel.subscriptions)
-      if (event_name == name) session->send(JsonRpc::notification(client_id, name, device).dump());
+      if (event_name == name)
+        session->send(JsonRpc::notification(client_id, name, device).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 asio::awaitable<void> ThunderServer::accept_loop() {
@@ -175,10 +179,16 @@ asio::awaitable<void> ThunderServer::accept_loop() {
     }
     backoff.succeeded();
     if (clients_ >= config_.max_clients) {
-      spdlog::warn("thunder: client limit {} reached; refusing a connection", config_.max_clients);
       boost::system::error_code ignored;
-      socket.close(ignored);
-      continue;
+      if (idle_.empty()) {
+        spdlog::warn("thunder: client limit {} reached; refusing a connection", config_.max_clients);
+        socket.close(ignored);
+        continue;
+      }
+      spdlog::debug("thunder: client limit {} reached; closing the longest idle connection", config_.max_clients);
+      auto oldest = idle_.begin();
+      oldest->second->close(ignored);  // its read fails: that connection ends
+      idle_.erase(oldest);
     }
     asio::co_spawn(io_, serve(std::move(socket)), log_failure("thunder: a connection"));
   }
@@ -194,16 +204,22 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
       if (*alive) --n;
     }
   } count{alive, clients_};
+  boost::system::error_code ec;
+  auto peer = socket.remote_endpoint(ec).address();
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   Channel http_channel;  // subscriptions made over plain HTTP die with the request
+  http_channel.max_subscriptions = config_.max_registrations;
   while (true) {
     http::request_parser<http::string_body> parser;
+    parser.header_limit(kHeaderLimit);
     parser.body_limit(config_.max_message_bytes);
     stream.expires_after(kHttpTimeout);
-    boost::system::error_code ec;
+    auto idle = next_idle_++;
+    idle_[idle] = &stream.socket();
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     if (!*alive) co_return;
+    idle_.erase(idle);
     if (ec == http::error::body_limit) {
       http::response<http::string_body> res{http::status::payload_too_large, 11};
       res.body() = "Message too long\n";
@@ -215,14 +231,42 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
     auto request = parser.release();
     auto target = request.target();
     auto implicit = jsonrpc_target(std::string_view(target.data(), target.size()));
+    auto header = [&](http::field f) -> std::optional<std::string_view> {
+      auto it = request.find(f);
+      if (it == request.end()) return std::nullopt;
+      return std::string_view(it->value().data(), it->value().size());
+    };
+    if (auto refusal = refuse({header(http::field::host), header(http::field::origin), header(http::field::authorization),
+                               std::string_view(target.data(), target.size())},
+                              config_)) {
+      spdlog::warn("thunder: refused a request from {}: {}", peer.to_string(), refusal->text);
+      http::response<http::string_body> res{static_cast<http::status>(refusal->status), request.version()};
+      res.body() = refusal->text + "\n";
+      res.keep_alive(false);
+      res.prepare_payload();
+      co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      co_return;
+    }
 
     if (websocket::is_upgrade(request)) {
       if (!implicit) co_return;
+      if (websockets_[peer] >= config_.max_websockets_per_peer) {
+        spdlog::warn("thunder: {} has {} WebSocket sessions already; refusing another", peer.to_string(), websockets_[peer]);
+        http::response<http::string_body> res{http::status::too_many_requests, request.version()};
+        res.body() = "Too many sessions\n";
+        res.keep_alive(false);
+        res.prepare_payload();
+        co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+        co_return;
+      }
       auto offered = request[http::field::sec_websocket_protocol];
       std::string protocol = pick_subprotocol(std::string_view(offered.data(), offered.size()));
       stream.expires_never();
       websocket::stream<beast::tcp_stream> ws(std::move(stream));
-      ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+      auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+      timeouts.idle_timeout = kWebSocketIdle;
+      timeouts.keep_alive_pings = true;
+      ws.set_option(timeouts);
       ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& res) {
         if (!protocol.empty()) res.set(http::field::sec_websocket_protocol, protocol);
       }));
@@ -231,6 +275,16 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
       if (ec || !*alive) co_return;
       auto session = std::make_shared<WsSession>(std::move(ws), config_.send_queue_bytes);
       session->channel.implicit_callsign = *implicit;
+      session->channel.max_subscriptions = config_.max_registrations;
+      ++websockets_[peer];
+      struct Release {  // its place among its peer's sessions
+        std::shared_ptr<bool> alive;
+        std::map<asio::ip::address, std::size_t>& counts;
+        asio::ip::address peer;
+        ~Release() {
+          if (*alive && --counts[peer] == 0) counts.erase(peer);
+        }
+      } release{alive, websockets_, peer};
       sessions_.insert(session);
       asio::co_spawn(io_, session->writer(), log_failure("thunder: a WebSocket writer"));
       beast::flat_buffer frame;

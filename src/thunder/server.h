@@ -1,6 +1,8 @@
 #pragma once
 // The Thunder USBHub facade on one port: HTTP POST and WebSocket at /jsonrpc (and
 // /jsonrpc/<callsign>), announce/revoke to subscribed WebSocket clients. Boost.Beast, one loop.
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <utility>  // before Boost 1.74's awaitable.hpp
@@ -43,6 +45,11 @@ class ThunderServer {
   Subscription devices_;
   std::set<std::shared_ptr<WsSession>> sessions_;
   std::size_t clients_ = 0;
+  std::map<boost::asio::ip::address, std::size_t> websockets_;  // per peer
+  // Connections waiting for their next request, by age: the oldest makes room when the client
+  // limit is reached, so idle sockets cannot lock out a client that has something to ask.
+  std::map<std::uint64_t, boost::asio::ip::tcp::socket*> idle_;
+  std::uint64_t next_idle_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -20,7 +20,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
-HttpResult http(const std::string& method, int port, const std::string& target, const std::string& body) {
+HttpResult http(const std::string& method, int port, const std::string& target, const std::string& body, const std::string& headers) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -30,7 +30,7 @@ HttpResult http(const std::string& method, int port, const std::string& target, 
     ::close(fd);
     throw std::runtime_error("cannot connect to port " + std::to_string(port));
   }
-  std::string request = method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n"
+  std::string request = method + " " + target + " HTTP/1.1\r\n" + headers + "Content-Type: application/json\r\n" +
                         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   if (::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) throw std::runtime_error("write");
   std::string response;
@@ -78,12 +78,13 @@ struct WsClient::Impl {
   }
 };
 
-WsClient::WsClient(int port, const std::string& target, const std::string& subprotocol) : impl_(std::make_unique<Impl>()) {
+WsClient::WsClient(int port, const std::string& target, const std::string& subprotocol, Headers headers) : impl_(std::make_unique<Impl>()) {
   asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
   impl_->run([&](auto done) { beast::get_lowest_layer(impl_->ws).async_connect(endpoint, [done](beast::error_code ec) { done(ec); }); },
              "connect");
-  impl_->ws.set_option(websocket::stream_base::decorator([subprotocol](websocket::request_type& req) {
+  impl_->ws.set_option(websocket::stream_base::decorator([subprotocol, headers](websocket::request_type& req) {
     if (!subprotocol.empty()) req.set(beast::http::field::sec_websocket_protocol, subprotocol);
+    for (const auto& [name, value] : headers) req.set(name, value);
   }));
   websocket::response_type response;
   impl_->run([&](auto done) { impl_->ws.async_handshake(response, "localhost", target, [done](beast::error_code ec) { done(ec); }); },

@@ -2,6 +2,8 @@
 // Clients for the Thunder facade in tests: raw HTTP/1.1 and a WebSocket whose every step has a timeout.
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace vhp::test {
 
@@ -10,13 +12,17 @@ struct HttpResult {
   std::string headers, body;
 };
 
-// One request on a fresh connection ("Connection: close"), e.g. http("POST", port, "/jsonrpc", body).
-HttpResult http(const std::string& method, int port, const std::string& target, const std::string& body);
+// One request on a fresh connection, e.g. http("POST", port, "/jsonrpc", body); `headers` are its
+// header lines (each ending in CRLF), Content-Type and Content-Length added.
+HttpResult http(const std::string& method, int port, const std::string& target, const std::string& body,
+                const std::string& headers = "Host: localhost\r\nConnection: close\r\n");
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
 
 class WsClient {
  public:
   // Connects to ws://127.0.0.1:port<target>, offering `subprotocol` when not empty.
-  WsClient(int port, const std::string& target = "/jsonrpc", const std::string& subprotocol = "notification");
+  WsClient(int port, const std::string& target = "/jsonrpc", const std::string& subprotocol = "notification", Headers headers = {});
   ~WsClient();
   const std::string& accepted_subprotocol() const;
   void send(const std::string& text);
