@@ -407,6 +407,38 @@ TEST_F(UnixSocketFile, ModeFromTheConfig) {
   EXPECT_EQ(mode(), 0660u);
 }
 
+// The group set on the socket itself; the mode is the bind's (the umask), never a later chmod.
+TEST_F(UnixSocketFile, GroupAndModeFromTheConfig) {
+  if (::geteuid() != 0) GTEST_SKIP() << "chown needs root";
+  config.unix_socket_group = "nogroup";
+  config.unix_socket_mode = 0660;
+  start();
+  struct stat st{};
+  ASSERT_EQ(::lstat(config.unix_socket.c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 65534u);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+}
+
+// Whoever may write the directory may swap the socket for theirs: refused, saying why; a
+// sticky directory (as /tmp) is not such a place.
+TEST_F(UnixSocketFile, ADirectoryOthersMayWriteIsRefused) {
+  auto open_dir = dir / "open";
+  std::filesystem::create_directories(open_dir);
+  ::chmod(open_dir.c_str(), 0777);
+  config.unix_socket = open_dir + "/api.sock";
+  server.emplace(io, manager, config, &passthrough);
+  try {
+    server->start();
+    FAIL() << "listened in a directory anyone may write";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), open_dir + " is writable by others, who could replace the socket " + config.unix_socket);
+  }
+  EXPECT_FALSE(std::filesystem::exists(config.unix_socket));
+  ::chmod(open_dir.c_str(), 01777);
+  server.emplace(io, manager, config, &passthrough);
+  EXPECT_NO_THROW(server->start());
+}
+
 TEST_F(UnixSocketFile, AStaleSocketIsReplaced) {
   leave_socket(false);
   start();

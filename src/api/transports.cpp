@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/vm_sockets.h>
 #include <pwd.h>
@@ -105,10 +106,24 @@ bool unix_socket_alive(const std::string& path) {
   return alive;
 }
 
+// Whoever may write the socket's directory may replace the socket with their own: refused when
+// that is anyone but root or us (a sticky directory such as /tmp keeps others' hands off our file).
+void check_directory(const std::string& path) {
+  auto dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) != 0) throw std::runtime_error("cannot look at " + dir.string() + ": " + std::strerror(errno));
+  if (st.st_uid != 0 && st.st_uid != ::geteuid())
+    throw std::runtime_error(dir.string() + " belongs to uid " + std::to_string(st.st_uid) + ", who could replace the socket " + path);
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+    throw std::runtime_error(dir.string() + " is writable by others, who could replace the socket " + path);
+}
+
 void prepare_unix_path(const std::string& path) {
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
   if (ec) throw std::runtime_error("cannot create the directory of " + path + ": " + ec.message());
+  check_directory(path);
   struct stat st{};
   if (::lstat(path.c_str(), &st) != 0) return;
   if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket");
@@ -117,7 +132,9 @@ void prepare_unix_path(const std::string& path) {
   ::unlink(path.c_str());
 }
 
-void apply_owner_and_mode(const ApiConfig& c) {
+// The owner the config names, set on the socket itself (never through a symbolic link). Its mode
+// was right from the bind on (the umask), so until this runs only its creator can connect.
+void apply_owner(const ApiConfig& c) {
   uid_t uid = static_cast<uid_t>(-1);
   gid_t gid = static_cast<gid_t>(-1);
   if (!c.unix_socket_user.empty()) {
@@ -128,9 +145,9 @@ void apply_owner_and_mode(const ApiConfig& c) {
     if (group* gr = ::getgrnam(c.unix_socket_group.c_str())) gid = gr->gr_gid;
     else spdlog::warn("api: unixSocketGroup '{}' does not exist", c.unix_socket_group);
   }
-  if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) && ::chown(c.unix_socket.c_str(), uid, gid) != 0)
+  if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) &&
+      ::fchownat(AT_FDCWD, c.unix_socket.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
     fail("chown " + c.unix_socket, errno);
-  if (c.unix_socket_mode && ::chmod(c.unix_socket.c_str(), *c.unix_socket_mode) != 0) fail("chmod " + c.unix_socket, errno);
 }
 
 }  // namespace
@@ -158,12 +175,14 @@ std::unique_ptr<Listener> listen_unix(asio::io_context& io, const ApiConfig& c, 
   asio::local::stream_protocol::acceptor acceptor(io);
   acceptor.open();
   boost::system::error_code ec;
-  mode_t old_mask = ::umask(0177);  // owner-only from the first instant, until chmod says otherwise
+  // Its mode from the first instant (no chmod after the socket is visible): 0600 unless the config says.
+  mode_t mode = c.unix_socket_mode.value_or(0600) & 0777;
+  mode_t old_mask = ::umask(~mode & 0777);
   acceptor.bind(asio::local::stream_protocol::endpoint(c.unix_socket), ec);
   ::umask(old_mask);
   if (ec) throw std::runtime_error("cannot bind " + c.unix_socket + ": " + ec.message());
+  apply_owner(c);
   acceptor.listen();
-  apply_owner_and_mode(c);
   spdlog::info("api: listening on unix {}", c.unix_socket);
   std::string path = c.unix_socket;
   return make_loop(
