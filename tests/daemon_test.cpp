@@ -113,6 +113,26 @@ TEST_F(Daemon, PlugAndUnplugGiveExactNotificationLines) {
   EXPECT_EQ(listener->read_line(), R"({"event":"usb_disconnected","usb_device":)" + key_json(40, "1-2.2") + "}");
 }
 
+// A device's name is the device's choice: a terminal escape in it reaches neither the daemon's log
+// nor the terminal of whoever lists the devices.
+TEST_F(Daemon, ADevicesControlCharactersReachNeitherTheLogNorTheTerminal) {
+  auto daemon = start_daemon();
+  auto spec = test::security_key_spec(host.hub);
+  spec.name = "1-2.2", spec.devnum = 40, spec.serial = "K40";
+  spec.product = "Evil\x1b]0;pwned\x07\x1b[2J";
+  spec.extra_properties = {};  // no hwdb name: the device's own string is its name
+  tb.plug(spec);
+  ASSERT_TRUE(eventually([&] { return test::read_file(dir / "daemon.log").find("USB added 1-2.2") != std::string::npos; }));
+  auto log = test::read_file(dir / "daemon.log");
+  EXPECT_EQ(log.find('\x1b'), std::string::npos) << log;
+  EXPECT_NE(log.find(R"(Evil\x1b]0;pwned\x07\x1b[2J)"), std::string::npos) << log;
+  auto listed = test::run_capture(ctl({"usb", "list"}));
+  EXPECT_EQ(listed.out.find('\x1b'), std::string::npos);
+  EXPECT_NE(listed.out.find(R"(1050:0407 Yubico Evil\x1b]0;pwned\x07\x1b[2J)"), std::string::npos) << listed.out;
+  auto as_json = test::run_capture(ctl({"--json", "usb", "list"}));  // JSON escapes them itself
+  EXPECT_EQ(as_json.out.find('\x1b'), std::string::npos);
+}
+
 TEST_F(Daemon, ListsOverUnixAndTcpAgree) {
   auto daemon = start_daemon();
   auto over_unix = connect("unix")->request({{"action", "usb_list"}});

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
+#include "device/printable.h"
 #include "manager/stored_crosvm_usb_ports.h"
 
 namespace vhp {
@@ -40,10 +41,10 @@ void log_event(const DeviceEvent& event) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, UsbEvent>)
           spdlog::info("USB {} {} {}:{} {} {}{}", to_string(e.action), e.device.sys_name, e.device.vid, e.device.pid,
-                       e.device.vendor_name.value_or("?"), e.device.product_name.value_or("?"), e.device.is_hub ? " (hub)" : "");
+                       printable(e.device.vendor_name.value_or("?")), printable(e.device.product_name.value_or("?")), e.device.is_hub ? " (hub)" : "");
         else if constexpr (std::is_same_v<T, PciEvent>)
           spdlog::info("PCI {} {} {}:{} {} {}", to_string(e.action), e.device.address, e.device.vid, e.device.did,
-                       e.device.vendor_name.value_or("?"), e.device.device_name.value_or("?"));
+                       printable(e.device.vendor_name.value_or("?")), printable(e.device.device_name.value_or("?")));
         else
           spdlog::info("input {} {} {} bus {}", to_string(e.action), e.device.sys_name, friendly_name(e.device), e.device.bus.value_or("?"));
       },

@@ -14,6 +14,7 @@
 
 #include "api/client.h"
 #include "api/python_text.h"
+#include "device/printable.h"
 
 namespace {
 
@@ -21,7 +22,8 @@ using json = nlohmann::ordered_json;
 
 // The reference logs to stderr as "LEVEL message".
 bool debug = false;
-void log(const char* level, const std::string& message) { std::cerr << level << " " << message << std::endl; }
+// What the daemon says can quote a device's strings: printed without control characters.
+void log(const char* level, const std::string& message) { std::cerr << level << " " << vhp::printable(message) << std::endl; }
 void log_debug(const std::string& message) {
   if (debug) log("DEBUG", message);
 }
@@ -117,7 +119,7 @@ void list(Session& session, bool usb, const ListOptions& o, bool as_json) {
     std::cout << devices.dump() << "\n";
     return;
   }
-  auto field = [](const json& d, const char* key) { return vhp::python_str(d.value(key, json())); };
+  auto field = [](const json& d, const char* key) { return vhp::printable(vhp::python_str(d.value(key, json()))); };
   for (const auto& d : devices) {
     if (usb) std::cout << field(d, "vid") << ":" << field(d, "pid") << " " << field(d, "vendor_name") << " " << field(d, "product_name") << "\n";
     else std::cout << field(d, "address") << " " << field(d, "vid") << ":" << field(d, "did") << " " << field(d, "vendor_name") << " " << field(d, "device_name") << "\n";
@@ -125,7 +127,7 @@ void list(Session& session, bool usb, const ListOptions& o, bool as_json) {
     for (const auto& [key, value] : d.items()) {
       std::string padded = key;
       if (padded.size() < 16) padded.resize(16, ' ');
-      std::cout << "  " << padded << ": " << vhp::python_str(value) << "\n";
+      std::cout << "  " << padded << ": " << vhp::printable(vhp::python_str(value)) << "\n";
     }
     std::cout << "\n";
   }

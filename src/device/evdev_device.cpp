@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "device/json_util.h"
+#include "device/printable.h"
 
 namespace vhp {
 namespace {
@@ -52,6 +53,6 @@ nlohmann::ordered_json to_json(const EvdevDevice& d) {
   };
 }
 
-std::string friendly_name(const EvdevDevice& d) { return d.name + " (" + d.device_node + ")"; }
+std::string friendly_name(const EvdevDevice& d) { return printable(d.name) + " (" + d.device_node + ")"; }
 
 }  // namespace vhp

@@ -1,9 +1,11 @@
 #include "manager/identity.h"
 
+#include "device/printable.h"
+
 namespace vhp {
 
 std::string friendly_name(const UsbDevice& d) {
-  return d.vid + ":" + d.pid + " (" + d.vendor_name.value_or("None") + " " + d.product_name.value_or("None") + ")";
+  return d.vid + ":" + d.pid + " (" + printable(d.vendor_name.value_or("None")) + " " + printable(d.product_name.value_or("None")) + ")";
 }
 
 std::string persistent_id(const UsbDevice& d) {

@@ -2,10 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "device/printable.h"
+
 namespace vhp {
 
 std::string friendly_name(const PciDevice& d) {
-  return d.address + " " + d.vid + ":" + d.did + " (" + d.vendor_name.value_or("None") + " " + d.device_name.value_or("None") + ")";
+  return d.address + " " + d.vid + ":" + d.did + " (" + printable(d.vendor_name.value_or("None")) + " " + printable(d.device_name.value_or("None")) + ")";
 }
 
 std::string persistent_id(const PciDevice& d) { return "pci-" + d.address; }
