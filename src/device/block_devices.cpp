@@ -106,15 +106,10 @@ std::vector<HostMount> mounts_behind(const std::string& sys_path, const HostInte
   for (const auto& [dev, name] : by_dev) names.insert(name);
   std::ifstream in(host.mountinfo);
   for (std::string line; std::getline(in, line);) {
-    // "36 35 259:1 / /boot rw,… - vfat /dev/nvme0n1p1 rw": the device, the mount point, and after
-    // " - " the type and the source.
-    std::istringstream fields(line);
-    std::string id, parent, dev, fs_root, mount_point;
-    if (!(fields >> id >> parent >> dev >> fs_root >> mount_point)) continue;
-    std::string type, source;
-    if (auto dash = line.find(" - "); dash != std::string::npos) std::istringstream(line.substr(dash + 3)) >> type >> source;
-    if (auto it = by_dev.find(dev); it != by_dev.end()) found.push_back({mount_point, it->second});
-    else if (auto name = kernel_name(source); names.contains(name)) found.push_back({mount_point, name});
+    auto m = parse_mountinfo_line(line);
+    if (!m) continue;
+    if (auto it = by_dev.find(m->dev); it != by_dev.end()) found.push_back({m->mount_point, it->second});
+    else if (auto name = kernel_name(m->source); names.contains(name)) found.push_back({m->mount_point, name});
   }
   std::ifstream swap_list(host.swaps);
   std::string header;
@@ -125,6 +120,17 @@ std::vector<HostMount> mounts_behind(const std::string& sys_path, const HostInte
     if (auto name = kernel_name(file); names.contains(name)) found.push_back({"swap", name});
   }
   return found;
+}
+
+std::optional<MountinfoLine> parse_mountinfo_line(const std::string& line) {
+  // The device, the mount point, and after " - " the type and the source.
+  std::istringstream fields(line);
+  std::string id, parent, fs_root;
+  MountinfoLine m;
+  if (!(fields >> id >> parent >> m.dev >> fs_root >> m.mount_point)) return std::nullopt;
+  std::string type;
+  if (auto dash = line.find(" - "); dash != std::string::npos) std::istringstream(line.substr(dash + 3)) >> type >> m.source;
+  return m;
 }
 
 }  // namespace vhp

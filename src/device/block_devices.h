@@ -36,4 +36,11 @@ bool has_block_devices(const std::string& sys_path, const HostInterfaces& host =
 // "/boot (nvme0n1p1), swap (nvme0n1p3)".
 std::string describe(const std::vector<HostMount>& mounts);
 
+// One line of /proc/self/mountinfo: "36 35 259:1 / /boot rw,… - vfat /dev/nvme0n1p1 rw" → its
+// device (major:minor), mount point and source; nothing for a line too short. Pure: fuzzed.
+struct MountinfoLine {
+  std::string dev, mount_point, source;
+};
+std::optional<MountinfoLine> parse_mountinfo_line(const std::string& line);
+
 }  // namespace vhp

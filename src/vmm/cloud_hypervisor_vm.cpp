@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log_failure.h"
+#include "vmm/cloud_hypervisor_info.h"
 #include "vmm/socket_identity.h"
 
 namespace vhp {
@@ -74,11 +75,11 @@ asio::awaitable<void> CloudHypervisorVm::probe() {
   std::string why = "its API socket does not answer";
   auto identity = socket_identity(socket_path_);
   try {
-    auto info = co_await request("GET", "/api/v1/vm.info", "");
+    auto answer = co_await request("GET", "/api/v1/vm.info", "");
     answers = true;
-    auto j = json::parse(info.body, nullptr, false);
-    running = info.status == 200 && j.is_object() && j.value("state", "") == "Running";
-    if (!running) why = "its API answers " + std::to_string(info.status) + (j.is_object() ? ", state " + j.value("state", "?") : "");
+    auto info = parse_vm_info(answer.body);
+    running = answer.status == 200 && info && info->state == "Running";
+    if (!running) why = "its API answers " + std::to_string(answer.status) + (info ? ", state " + (info->state.empty() ? "?" : info->state) : "");
   } catch (const VmError&) {
   }
   // A VM created but not booted yet (or paused) changes nothing on the socket when it starts
@@ -210,20 +211,11 @@ asio::awaitable<void> CloudHypervisorVm::detach_pci(VmPciDevice device) {
 asio::awaitable<std::vector<VmPciDevice>> CloudHypervisorVm::list_pci() {
   auto lock = co_await operations_.lock();
   if (!up_) throw VmError("VM " + name() + " is not running");
-  auto info = co_await expect_success("GET", "/api/v1/vm.info", "");
-  auto j = json::parse(info.body, nullptr, false);
-  if (!j.is_object()) throw VmError("VM " + name() + ": cloud-hypervisor sent a malformed vm.info");
+  auto answer = co_await expect_success("GET", "/api/v1/vm.info", "");
+  auto info = parse_vm_info(answer.body);
+  if (!info) throw VmError("VM " + name() + ": cloud-hypervisor sent a malformed vm.info");
   std::vector<VmPciDevice> out;
-  auto devices = j.value("config", json::object()).value("devices", json::array());
-  if (!devices.is_array()) co_return out;
-  for (const auto& d : devices) {
-    if (!d.is_object() || !d.value("path", json()).is_string()) continue;
-    std::string path = d["path"], prefix = "/sys/bus/pci/devices/";
-    if (!path.starts_with(prefix)) continue;
-    auto address = path.substr(prefix.size());
-    if (address.ends_with('/')) address.pop_back();
-    out.push_back({d.value("id", json()).is_string() ? d["id"].get<std::string>() : "", address});
-  }
+  for (const auto& d : info->devices) out.push_back({d.id, d.address});
   co_return out;
 }
 

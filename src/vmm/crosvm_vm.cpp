@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
-#include <sstream>
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -16,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "vmm/child_process.h"
+#include "vmm/crosvm_output.h"
 #include "vmm/socket_identity.h"
 
 namespace vhp {
@@ -23,13 +23,6 @@ namespace vhp {
 namespace asio = boost::asio;
 
 namespace {
-
-std::vector<std::string> words(const std::string& text) {
-  std::istringstream in(text);
-  std::vector<std::string> out;
-  for (std::string w; in >> w;) out.push_back(w);
-  return out;
-}
 
 std::string sysfs_path(const std::string& address) { return "/sys/bus/pci/devices/" + address; }
 
@@ -183,16 +176,9 @@ asio::awaitable<std::string> CrosvmVm::crosvm(std::vector<std::string> args) {
 asio::awaitable<std::vector<std::pair<int, std::string>>> CrosvmVm::usb_ports() {
   std::vector<std::string> args{"usb", "list"};
   auto out = co_await crosvm(std::move(args));
-  auto w = words(out);
-  if (w.empty() || w.front() != "devices" || (w.size() - 1) % 3 != 0) throw VmError("VM " + name() + ": malformed crosvm usb list answer: " + out);
-  std::vector<std::pair<int, std::string>> ports;
-  for (size_t i = 1; i + 2 < w.size(); i += 3) {
-    char* end = nullptr;
-    long port = std::strtol(w[i].c_str(), &end, 10);
-    if (*end || port < 0 || port > 255) throw VmError("VM " + name() + ": malformed crosvm usb list answer: " + out);
-    ports.emplace_back(static_cast<int>(port), w[i + 1] + ":" + w[i + 2]);
-  }
-  co_return ports;
+  auto ports = parse_usb_list(out);
+  if (!ports) throw VmError("VM " + name() + ": malformed crosvm usb list answer: " + out);
+  co_return *ports;
 }
 
 asio::awaitable<void> CrosvmVm::attach_usb(UsbDevice device) {
@@ -212,11 +198,12 @@ asio::awaitable<void> CrosvmVm::attach_usb(UsbDevice device) {
   // The guest takes USB devices only once its kernel runs: no_available_port until then.
   for (int attempt = 0;; ++attempt) {
     std::vector<std::string> args{"usb", "attach", "00:00:00:00", device.device_node};
-    auto w = words(co_await crosvm(std::move(args)));
-    if (!w.empty() && w.front() == "ok" && w.size() >= 2) {
-      remember(device, std::atoi(w[1].c_str()));
+    auto out = co_await crosvm(std::move(args));
+    if (auto port = parse_usb_attached(out)) {
+      remember(device, *port);
       co_return;
     }
+    auto w = words(out);
     bool busy = !w.empty() && w.front() == "no_available_port";
     if (!busy) throw VmError("VM " + name() + ": crosvm usb attach answered: " + (w.empty() ? "nothing" : w.front()));
     if (attempt >= timeouts_.busy_retries) throw VmError("VM " + name() + ": crosvm usb attach answered: no_available_port");
@@ -262,9 +249,9 @@ asio::awaitable<std::vector<VmUsbDevice>> CrosvmVm::list_usb() {
 asio::awaitable<std::vector<std::string>> CrosvmVm::vfio_paths() {
   std::vector<std::string> args{"vfio", "list"};
   auto out = co_await crosvm(std::move(args));
-  auto w = words(out);
-  if (w.empty() || w.front() != "devices") throw VmError("VM " + name() + ": malformed crosvm vfio list answer: " + out);
-  co_return std::vector<std::string>(w.begin() + 1, w.end());
+  auto paths = parse_vfio_list(out);
+  if (!paths) throw VmError("VM " + name() + ": malformed crosvm vfio list answer: " + out);
+  co_return *paths;
 }
 
 asio::awaitable<void> CrosvmVm::attach_pci(PciDevice device, bool) {
