@@ -29,7 +29,7 @@ std::string trimmed(const fs::path& file) {
 FakeVfioKernel::FakeVfioKernel(std::string testbed_root, std::vector<std::string> drivers, bool creates_nodes)
     : root_(std::move(testbed_root)), creates_nodes_(creates_nodes) {
   drivers.push_back("vfio-pci");
-  if (::pipe2(stop_, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+  if (::pipe2(stop_, O_CLOEXEC) != 0 || ::pipe2(copy_, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
   fs::create_directories(root_ + "/dev/vfio");
   auto fifo = [&](const std::string& name) {
     auto path = sys("/bus/pci/" + (name == "drivers_probe" ? name : "drivers/" + name));
@@ -55,6 +55,8 @@ FakeVfioKernel::~FakeVfioKernel() {
   for (const auto& f : fifos_) ::close(f.fd);
   ::close(stop_[0]);
   ::close(stop_[1]);
+  ::close(copy_[0]);
+  ::close(copy_[1]);
 }
 
 std::string FakeVfioKernel::driver(const std::string& address) const {
@@ -80,12 +82,16 @@ void FakeVfioKernel::run() {
     if (fds[0].revents) return;
     // Every FIFO, readable or not, unbinds first, then binds, then probes: a device written to one
     // driver's unbind and then another's bind (or drivers_probe) is handled in that order.
+    // Handled before it is read out: the writer (sysfs_write_preload) returns once the FIFO is empty.
     for (const auto& f : fifos_) {
       char buffer[4096];
-      auto n = ::read(f.fd, buffer, sizeof buffer);
+      auto n = ::tee(f.fd, copy_[1], sizeof buffer, SPLICE_F_NONBLOCK);
+      if (n <= 0) continue;
+      n = ::read(copy_[0], buffer, static_cast<std::size_t>(n));
       if (n <= 0) continue;
       std::string data(buffer, static_cast<std::size_t>(n));
       for (std::size_t at = 0; at + kAddressLength <= data.size(); at += kAddressLength) handle(f.name, data.substr(at, kAddressLength));
+      [[maybe_unused]] auto consumed = ::read(f.fd, buffer, static_cast<std::size_t>(n));
     }
   }
 }

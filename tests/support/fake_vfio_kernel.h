@@ -39,6 +39,7 @@ class FakeVfioKernel {
   std::string root_;
   bool creates_nodes_;
   int stop_[2] = {-1, -1};
+  int copy_[2] = {-1, -1};  // tee()'s target: a FIFO's bytes are looked at before they are read out
   std::vector<Fifo> fifos_;  // every unbind, every bind, drivers_probe: the order each round reads them
   mutable std::mutex mutex_;
   std::vector<std::string> writes_;

@@ -17,7 +17,8 @@
 namespace vhp::test {
 namespace {
 
-constexpr const char* kPreload = "libumockdev-preload.so.0";
+// Ours first: umockdev calls libc's write directly, not the next preloaded one.
+constexpr const char* kPreload = VHP_SYSFS_WRITE_PRELOAD ":libumockdev-preload.so.0";
 constexpr const char* kQueueLength = "4096";
 
 // A new network namespace starts with loopback down; tests need 127.0.0.1.
