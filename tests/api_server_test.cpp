@@ -278,7 +278,10 @@ class VsockAdmission : public ApiServerTest {
     if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) throw std::runtime_error("socketpair");
     on_loop([&] {
       Connection::Socket socket(io, boost::asio::generic::stream_protocol(AF_UNIX, 0), fds[0]);
-      server->admit(std::move(socket), Peer{"vsock", "port 1025", cid, std::nullopt});
+      Peer peer;
+      peer.transport = "vsock", peer.address = "port 1025";
+      peer.cid = cid;
+      server->admit(std::move(socket), peer);
       return 0;
     });
     return fds[1];

@@ -133,6 +133,42 @@ TEST_F(Daemon, ADevicesControlCharactersReachNeitherTheLogNorTheTerminal) {
   EXPECT_EQ(as_json.out.find('\x1b'), std::string::npos);
 }
 
+// Without general.api.permissions, each open transport is named once at start, TCP on a
+// non-loopback address as reachable by anyone on that network.
+TEST_F(Daemon, WithoutPermissionsEachOpenTransportIsNamedAtStart) {
+  auto config = json::parse(test::kAllToVm1);
+  config["general"] = {{"api", {{"transports", {"unix", "tcp"}}, {"unixSocket", socket_path}, {"host", "0.0.0.0"}, {"port", port}}}};
+  write_config(config);
+  auto daemon = start_daemon();
+  auto log = test::read_file(dir / "daemon.log");
+  auto count = [&](const std::string& text) {
+    std::size_t n = 0;
+    for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("api: unix " + socket_path + " (every user its file mode lets in) is open without general.api.permissions"), 1u) << log;
+  EXPECT_EQ(count("api: tcp 0.0.0.0:" + std::to_string(port) + " (reachable by anyone on that network) is open without general.api.permissions"), 1u) << log;
+}
+
+// With them: no such warning, and a caller refused the same action twice is logged once.
+TEST_F(Daemon, APermissionDeniedIsLoggedOncePerCallerAndAction) {
+  auto config = json::parse(test::kAllToVm1);
+  config["general"] = {{"api", {{"transports", {"unix", "tcp"}}, {"unixSocket", socket_path}, {"port", port},
+                                {"permissions", {{{"users", {::getuid()}}, {"actions", {"list"}}}}}}}};
+  write_config(config);
+  auto daemon = start_daemon();
+  auto c = connect();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(c->request({{"action", "usb_attach"}, {"tag", "x"}})["error"], "Permission denied: usb_attach (general.api.permissions[0] does not allow attach)");
+  EXPECT_EQ(c->request({{"action", "usb_list"}})["result"], "ok");  // the same connection goes on
+  EXPECT_EQ(connect("tcp")->request({{"action", "usb_list"}})["error"], "Permission denied: usb_list (no permissions entry matches tcp 127.0.0.1)");
+  auto log = test::read_file(dir / "daemon.log");
+  EXPECT_EQ(log.find("is open without general.api.permissions"), std::string::npos) << log;
+  auto first = log.find("permission denied to unix");
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find("permission denied to unix", first + 1), std::string::npos) << log;
+}
+
 TEST_F(Daemon, ListsOverUnixAndTcpAgree) {
   auto daemon = start_daemon();
   auto over_unix = connect("unix")->request({{"action", "usb_list"}});

@@ -15,7 +15,7 @@ namespace vhp {
 namespace asio = boost::asio;
 
 Connection::Connection(Socket socket, std::string peer, Protocol& protocol, ConnectionLimits limits, OnClosed on_closed,
-                       RunCommand run_command, PendingEvents pending_events)
+                       RunCommand run_command, PendingEvents pending_events, Session session)
     : socket_(std::move(socket)),
       peer_(std::move(peer)),
       protocol_(protocol),
@@ -23,6 +23,7 @@ Connection::Connection(Socket socket, std::string peer, Protocol& protocol, Conn
       on_closed_(std::move(on_closed)),
       run_command_(std::move(run_command)),
       pending_events_(std::move(pending_events)),
+      session_(std::move(session)),
       queue_(socket_.get_executor(), limits.send_queue_bytes),
       deadline_(socket_.get_executor()),
       first_request_(socket_.get_executor()) {}

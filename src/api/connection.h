@@ -34,7 +34,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using PendingEvents = std::function<std::vector<nlohmann::ordered_json>()>;
 
   Connection(Socket socket, std::string peer, Protocol& protocol, ConnectionLimits limits, OnClosed on_closed,
-             RunCommand run_command = {}, PendingEvents pending_events = {});
+             RunCommand run_command = {}, PendingEvents pending_events = {}, Session session = {});
 
   void start();                          // serve requests
   void refuse(const std::string& line);  // send one line, then close; reads nothing
@@ -42,6 +42,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
 
   bool wants_notifications() const { return session_.notifications; }
+  const Grant* grant() const { return session_.grant.get(); }  // nullptr: no permissions configured
   const std::string& peer() const { return peer_; }
 
  private:

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <stdexcept>
+
+#include <spdlog/spdlog.h>
 
 #include "api/wire.h"
 
@@ -132,6 +135,24 @@ PciDeviceSelector pci_selector(const json& request) {
   return s;
 }
 
+// The permission an action needs (the names of general.api.permissions[].actions).
+std::optional<std::string> right_of(const std::string& action) {
+  static const std::map<std::string, std::string> rights{
+      {"enable_notifications", "notifications"}, {"usb_list", "list"},   {"pci_list", "list"},      {"evdev_list", "list"},
+      {"vmm_args", "vmm_args"},                  {"usb_attach", "attach"}, {"usb_detach", "attach"}, {"pci_attach", "pci"},
+      {"pci_detach", "pci"},                     {"usb_suspend", "suspend"}, {"usb_resume", "suspend"}, {"pci_suspend", "suspend"},
+      {"pci_resume", "suspend"}};
+  auto it = rights.find(action);
+  if (it == rights.end()) return std::nullopt;
+  return it->second;
+}
+
+// What a caller limited to some VMs sees of a list: devices in them, or that their rules offer them.
+template <class Listing>
+bool shown(const Grant* grant, const Listing& entry) {
+  return !grant || (entry.vm && grant->manages(*entry.vm)) || grant->manages_any(entry.allowed_vms);
+}
+
 }  // namespace
 
 ordered_json Protocol::failed(const std::string& error) { return {{"result", "failed"}, {"error", error}}; }
@@ -167,7 +188,26 @@ Outcome Protocol::handle(std::string_view line, Session& session) {
   }
 }
 
+Outcome Protocol::deny(const Session& session, const std::string& action, const std::string& why) {
+  if (denials_logged_.insert(session.caller.identity() + " " + action).second)
+    spdlog::warn("api: permission denied to {}: {}", session.caller.describe(), why);
+  return {failed("Permission denied: " + why)};
+}
+
 Outcome Protocol::dispatch(const std::string& action, const json& request, Session& session) {
+  const Grant* grant = session.grant.get();
+  if (auto right = right_of(action); grant && right && !grant->may(*right)) {
+    if (grant->rights.empty()) return deny(session, action, action + " (no permissions entry matches " + session.caller.identity() + ")");
+    return deny(session, action, action + " (" + grant->name + " does not allow " + *right + ")");
+  }
+  auto outcome = run(action, request, session);
+  if (grant && outcome.command)
+    if (auto why = scope_denial(manager_, *grant, *outcome.command)) return deny(session, action, *why);
+  return outcome;
+}
+
+Outcome Protocol::run(const std::string& action, const json& request, Session& session) {
+  const Grant* grant = session.grant.get();
   if (action == "enable_notifications") {
     session.notifications = true;
     return {ok(), std::nullopt, true};
@@ -175,21 +215,24 @@ Outcome Protocol::dispatch(const std::string& action, const json& request, Sessi
   if (action == "usb_list") {
     auto response = ok();
     auto list = ordered_json::array();
-    for (const auto& entry : manager_.usb_list(list_filter(request))) list.push_back(to_wire(entry));
+    for (const auto& entry : manager_.usb_list(list_filter(request)))
+      if (shown(grant, entry)) list.push_back(to_wire(entry));
     response["usb_devices"] = std::move(list);
     return {response};
   }
   if (action == "pci_list") {
     auto response = ok();
     auto list = ordered_json::array();
-    for (const auto& entry : manager_.pci_list(list_filter(request))) list.push_back(to_wire(entry));
+    for (const auto& entry : manager_.pci_list(list_filter(request)))
+      if (shown(grant, entry)) list.push_back(to_wire(entry));
     response["pci_devices"] = std::move(list);
     return {response};
   }
   if (action == "evdev_list") {  // ours: the reference has no API for input devices
     auto response = ok();
     auto list = ordered_json::array();
-    for (const auto& entry : manager_.evdev_list()) list.push_back(to_wire(entry));
+    for (const auto& entry : manager_.evdev_list())
+      if (!grant || (entry.vm && grant->manages(*entry.vm)) || grant->manages(entry.target_vm)) list.push_back(to_wire(entry));
     response["evdev_devices"] = std::move(list);
     return {response};
   }

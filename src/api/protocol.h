@@ -1,19 +1,24 @@
 #pragma once
 // One request line in, one response object out: parsing, validation and dispatch of the vhotplug
 // API. Pure: the transport owns the bytes and the connection.
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "manager/device_manager.h"
+#include "manager/permissions.h"
 
 namespace vhp {
 
 // What a request may change about the connection it came on.
 struct Session {
   bool notifications = false;
+  Caller caller{};
+  std::shared_ptr<const Grant> grant{};  // nullptr: no permissions configured, everything allowed
 };
 
 // What to do with a request: answer at once, or run a command (attach, detach) and answer with its result.
@@ -38,8 +43,12 @@ class Protocol {
   static std::string to_line(const nlohmann::ordered_json& message);
 
  private:
-  Outcome dispatch(const std::string& action, const nlohmann::json& request, Session& session);
+  Outcome dispatch(const std::string& action, const nlohmann::json& request, Session& session);  // permissions, then run
+  Outcome run(const std::string& action, const nlohmann::json& request, Session& session);
+  // "Permission denied: …", logged once per caller and action.
+  Outcome deny(const Session& session, const std::string& action, const std::string& why);
 
+  std::set<std::string> denials_logged_;
   DeviceManager& manager_;
 };
 

@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <spdlog/spdlog.h>
 
 #include "api/transports.h"
@@ -14,7 +15,7 @@
 namespace vhp {
 
 Caller Peer::caller() const {
-  Caller c{transport, address, cid, std::nullopt, std::nullopt, std::nullopt};
+  Caller c{transport, address, cid, std::nullopt, std::nullopt, std::nullopt, groups, ip};
   if (cred) c.uid = cred->uid, c.gid = cred->gid, c.pid = cred->pid;
   return c;
 }
@@ -37,22 +38,6 @@ boost::asio::awaitable<nlohmann::ordered_json> run_and_encode(Passthrough* passt
   co_return to_wire(co_await passthrough->run(command, caller));
 }
 
-// The peer's primary group and, when its user is known, its supplementary groups.
-std::vector<gid_t> groups_of(const ucred& cred) {
-  std::vector<gid_t> groups{cred.gid};
-  if (passwd* pw = ::getpwuid(cred.uid)) {
-    int n = 64;
-    std::vector<gid_t> list(static_cast<size_t>(n));
-    if (::getgrouplist(pw->pw_name, cred.gid, list.data(), &n) < 0) {
-      list.resize(static_cast<size_t>(n));
-      ::getgrouplist(pw->pw_name, cred.gid, list.data(), &n);
-    }
-    list.resize(static_cast<size_t>(std::max(n, 0)));
-    groups.insert(groups.end(), list.begin(), list.end());
-  }
-  return groups;
-}
-
 }  // namespace
 
 ApiServer::ApiServer(boost::asio::io_context& io, DeviceManager& manager, const ApiConfig& config, Passthrough* passthrough)
@@ -63,6 +48,8 @@ ApiServer::~ApiServer() { stop(); }
 void ApiServer::start() {
   for (const auto& u : config_.allowed_users) allowed_uids_.insert(resolve_user(u));
   for (const auto& g : config_.allowed_groups) allowed_gids_.insert(resolve_group(g));
+  if (config_.permissions) permissions_ = Permissions(*config_.permissions);
+  else warn_without_permissions();
   auto admit = [this](Connection::Socket socket, const Peer& peer) { this->admit(std::move(socket), peer); };
   if (config_.has_transport("unix")) listeners_.push_back(listen_unix(io_, config_, admit));
   if (config_.has_transport("tcp")) listeners_.push_back(listen_tcp(io_, config_, admit));
@@ -90,7 +77,7 @@ std::optional<std::string> ApiServer::refusal(const Peer& peer) const {
   if (peer.transport == "unix" && (!allowed_uids_.empty() || !allowed_gids_.empty())) {
     if (!peer.cred) return std::string("Access denied: peer credentials unavailable");
     if (allowed_uids_.contains(peer.cred->uid)) return std::nullopt;
-    for (gid_t g : groups_of(*peer.cred))
+    for (gid_t g : peer.groups)
       if (allowed_gids_.contains(g)) return std::nullopt;
     return "Access denied: uid " + std::to_string(peer.cred->uid) + " is not allowed";
   }
@@ -113,19 +100,21 @@ void ApiServer::admit(Connection::Socket socket, const Peer& peer) {
     conn->refuse(Protocol::to_line(Protocol::failed(*reason)));
     return;
   }
+  Session session{false, peer.caller(), permissions_.grant_for(peer.caller())};
   Connection::RunCommand run;
   if (passthrough_) run = [p = passthrough_, caller = peer.caller()](const Command& c) { return run_and_encode(p, c, caller); };
-  auto pending = [this] {
+  auto pending = [this, grant = session.grant] {
     std::vector<nlohmann::ordered_json> events;
     for (const auto& selection : manager_.pending_selections())
-      if (auto event = to_wire(ManagerEvent(selection))) events.push_back(std::move(*event));
+      if (!grant || concerns(manager_, *grant, selection))
+        if (auto event = to_wire(ManagerEvent(selection))) events.push_back(std::move(*event));
     return events;
   };
   auto on_closed = [this, transport = peer.transport](Connection* c) {
     if (connections_.erase(c)) --per_transport_[transport];
   };
   auto conn = std::make_shared<Connection>(std::move(socket), peer.describe(), protocol_, limits, std::move(on_closed),
-                                           std::move(run), std::move(pending));
+                                           std::move(run), std::move(pending), std::move(session));
   connections_.emplace(conn.get(), conn);
   ++per_transport_[peer.transport];
   spdlog::debug("api: client {} connected ({} now)", peer.describe(), connections_.size());
@@ -138,8 +127,28 @@ void ApiServer::broadcast(const ManagerEvent& event) {
   auto line = Protocol::to_line(*message);
   std::vector<std::shared_ptr<Connection>> targets;  // send() may close, and so erase, a connection
   for (const auto& [raw, conn] : connections_)
-    if (conn->wants_notifications()) targets.push_back(conn);
+    if (conn->wants_notifications() && (!conn->grant() || concerns(manager_, *conn->grant(), event))) targets.push_back(conn);
   for (const auto& conn : targets) conn->send(line);
+}
+
+// Said once at start: who can reach the API when no permissions say who may do what.
+void ApiServer::warn_without_permissions() const {
+  std::vector<std::string> open;
+  if (config_.has_transport("unix"))
+    open.push_back("unix " + config_.unix_socket + (config_.allowed_users.empty() && config_.allowed_groups.empty()
+                                                        ? " (every user its file mode lets in)"
+                                                        : " (allowedUsers and allowedGroups)"));
+  if (config_.has_transport("tcp")) {
+    boost::system::error_code ec;
+    auto address = boost::asio::ip::make_address(config_.host, ec);
+    bool local = !ec && address.is_loopback();
+    open.push_back("tcp " + config_.host + ":" + std::to_string(config_.port) +
+                   (local ? " (every local user and process)" : " (reachable by anyone on that network)"));
+  }
+  if (config_.has_transport("vsock"))
+    open.push_back("vsock port " + std::to_string(config_.port) + (config_.allowed_cids.empty() ? " (every VM)" : " (allowedCids)"));
+  for (const auto& t : open)
+    spdlog::warn("api: {} is open without general.api.permissions: every caller admitted there may do everything", t);
 }
 
 }  // namespace vhp

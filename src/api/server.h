@@ -16,6 +16,7 @@
 #include "api/protocol.h"
 #include "manager/caller.h"
 #include "manager/passthrough.h"
+#include "manager/permissions.h"
 #include "policy/config.h"
 
 namespace vhp {
@@ -28,6 +29,8 @@ struct Peer {
   std::string address;            // for logs: "127.0.0.1:50312", "cid 3 port 1025", socket path
   std::optional<unsigned> cid;    // vsock
   std::optional<ucred> cred;      // unix (SO_PEERCRED)
+  std::vector<gid_t> groups;      // unix: primary first, then SO_PEERGROUPS
+  std::optional<std::string> ip;  // tcp
   std::string describe() const { return caller().describe(); }
   Caller caller() const;  // what travels with each of its requests
 };
@@ -55,6 +58,7 @@ class ApiServer {
   std::optional<std::string> refusal(const Peer& peer) const;  // why the peer may not connect
   void log_refusal_once(const Peer& peer, const std::string& reason);
   void broadcast(const ManagerEvent& event);
+  void warn_without_permissions() const;
 
   boost::asio::io_context& io_;
   ApiConfig config_;
@@ -63,6 +67,7 @@ class ApiServer {
   Passthrough* passthrough_;
   Subscription events_;
   std::set<unsigned> allowed_uids_, allowed_gids_;
+  Permissions permissions_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
   std::map<std::string, std::size_t> per_transport_;  // connections_ by transport

@@ -152,6 +152,23 @@ void apply_owner(const ApiConfig& c) {
 
 }  // namespace
 
+std::vector<gid_t> peer_groups(int fd, const std::optional<ucred>& cred) {
+  std::vector<gid_t> groups;
+  if (cred) groups.push_back(cred->gid);
+  std::vector<gid_t> more(64);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto len = static_cast<socklen_t>(more.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, more.data(), &len) == 0) {
+      more.resize(len / sizeof(gid_t));
+      groups.insert(groups.end(), more.begin(), more.end());
+      break;
+    }
+    if (errno != ERANGE) break;
+    more.resize(len / sizeof(gid_t));  // the kernel said how much it needs
+  }
+  return groups;
+}
+
 std::unique_ptr<Listener> listen_tcp(asio::io_context& io, const ApiConfig& c, Admit admit) {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(c.host, ec);
@@ -166,7 +183,10 @@ std::unique_ptr<Listener> listen_tcp(asio::io_context& io, const ApiConfig& c, A
   spdlog::info("api: listening on tcp {}:{}", c.host, acceptor.local_endpoint().port());
   generic protocol(endpoint.protocol().family(), IPPROTO_TCP);
   return make_loop(std::move(acceptor), protocol, std::move(admit), [](auto&, const asio::ip::tcp::endpoint& remote) {
-    return Peer{"tcp", remote.address().to_string() + ":" + std::to_string(remote.port()), std::nullopt, std::nullopt};
+    Peer peer;
+    peer.transport = "tcp", peer.address = remote.address().to_string() + ":" + std::to_string(remote.port());
+    peer.ip = remote.address().to_string();
+    return peer;
   });
 }
 
@@ -188,10 +208,12 @@ std::unique_ptr<Listener> listen_unix(asio::io_context& io, const ApiConfig& c, 
   return make_loop(
       std::move(acceptor), generic(AF_UNIX, 0), std::move(admit),
       [path](asio::local::stream_protocol::socket& s, auto&) {
-        Peer peer{"unix", path, std::nullopt, std::nullopt};
+        Peer peer;
+        peer.transport = "unix", peer.address = path;
         ucred cred{};
         socklen_t len = sizeof cred;
         if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) peer.cred = cred;
+        peer.groups = peer_groups(s.native_handle(), peer.cred);
         return peer;
       },
       [path] { ::unlink(path.c_str()); });
@@ -211,7 +233,8 @@ std::unique_ptr<Listener> listen_vsock(asio::io_context& io, const ApiConfig& c,
   if (ec) throw std::runtime_error("cannot listen on vsock port " + std::to_string(c.port) + ": " + ec.message());
   spdlog::info("api: listening on vsock port {}", c.port);
   return make_loop(std::move(acceptor), protocol, std::move(admit), [](auto&, const generic::endpoint& remote) {
-    Peer peer{"vsock", "", std::nullopt, std::nullopt};
+    Peer peer;
+    peer.transport = "vsock", peer.address = "";
     if (remote.size() >= sizeof(sockaddr_vm)) {
       const auto* vm = reinterpret_cast<const sockaddr_vm*>(remote.data());
       peer.cid = vm->svm_cid;

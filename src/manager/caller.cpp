@@ -9,4 +9,11 @@ std::string Caller::describe() const {
   return s;
 }
 
+std::string Caller::identity() const {
+  if (uid) return transport + " uid " + std::to_string(*uid);
+  if (cid) return transport + " cid " + std::to_string(*cid);
+  if (ip) return transport + " " + *ip;
+  return transport + " " + address;
+}
+
 }  // namespace vhp

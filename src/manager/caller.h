@@ -3,6 +3,7 @@
 // acting on a plug, a rule, a VM that came up. Every state change is logged once with it.
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -15,7 +16,10 @@ struct Caller {
   std::optional<uid_t> uid;                 // unix (SO_PEERCRED)
   std::optional<gid_t> gid;
   std::optional<pid_t> pid;
+  std::vector<gid_t> groups;              // unix: every group, primary included (SO_PEERGROUPS)
+  std::optional<std::string> ip;          // tcp: the peer's address without its port
   std::string describe() const;
+  std::string identity() const;  // who, without what changes between connections: "unix uid 1000", "tcp 10.0.0.2"
 };
 
 // Why a state change happened, for the log line that records it.

@@ -6,6 +6,9 @@
 #include <set>
 #include <sstream>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include "device/parse.h"
 #include "policy/json_reader.h"
 
@@ -308,10 +311,65 @@ std::vector<Principal> principals(JsonReader& r, const json& o, const std::strin
   return out;
 }
 
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "\"" : ", \"") + n + "\"";
+  return out;
+}
+
+// An IPv4 or IPv6 address, or a network in CIDR notation.
+bool is_address_or_network(const std::string& text) {
+  auto slash = text.find('/');
+  auto address = text.substr(0, slash);
+  unsigned char bytes[16];
+  int bits = ::inet_pton(AF_INET, address.c_str(), bytes) == 1 ? 32 : ::inet_pton(AF_INET6, address.c_str(), bytes) == 1 ? 128 : 0;
+  if (!bits) return false;
+  if (slash == std::string::npos) return true;
+  auto prefix = text.substr(slash + 1);
+  return !prefix.empty() && prefix.size() <= 3 && prefix.find_first_not_of("0123456789") == std::string::npos &&
+         std::stoi(prefix) <= bits;
+}
+
+std::vector<ApiPermission> permissions(JsonReader& r, const json& list, const std::string& path) {
+  std::vector<ApiPermission> out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    auto p = JsonReader::index(path, i);
+    const auto& e = list[i];
+    if (!e.is_object()) {
+      r.expected(p, "an object", e);
+      continue;
+    }
+    r.warn_unknown_keys(e, p, {"users", "groups", "cids", "addresses", "vm", "actions", "vms"});
+    ApiPermission entry;
+    entry.users = principals(r, e, p, "users");
+    entry.groups = principals(r, e, p, "groups");
+    if (auto* cids = r.list(e, p, "cids")) {
+      for (size_t j = 0; j < cids->size(); ++j) {
+        const auto& v = (*cids)[j];
+        if (v.is_number_unsigned() && v.get<unsigned long>() < 0xFFFFFFFFul) entry.cids.push_back(v.get<unsigned>());
+        else r.expected(JsonReader::index(p + ".cids", j), "a CID", v);
+      }
+    }
+    for (auto& a : strings(r, e, p, "addresses", "an IP address or a network such as \"10.0.0.0/8\"")) {
+      if (is_address_or_network(a)) entry.addresses.push_back(std::move(a));
+      else r.expected(p + ".addresses", "an IP address or a network such as \"10.0.0.0/8\"", a);
+    }
+    entry.vm = r.string(e, p, "vm");
+    if (!e.contains("actions")) r.error(p, "actions is required (a list of " + join_names(kApiActions) + ", or \"*\")");
+    for (auto& a : strings(r, e, p, "actions", "an action name")) {
+      if (a == "*" || std::ranges::find(kApiActions, a) != kApiActions.end()) entry.actions.push_back(std::move(a));
+      else r.expected(p + ".actions", "one of " + join_names(kApiActions) + " or \"*\"", a);
+    }
+    if (e.contains("vms")) entry.vms = vm_names(r, e, p, "vms");
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
 ApiConfig api_config(JsonReader& r, const json& api, const std::string& p) {
   r.warn_unknown_keys(api, p, {"enable", "host", "port", "transports", "allowedCids", "unixSocket", "unixSocketUser",
                                "unixSocketGroup", "unixSocketMode", "allowedUsers", "allowedGroups", "maxLineBytes",
-                               "maxClients", "sendQueueBytes", "sendTimeoutMs", "firstRequestTimeoutMs"});
+                               "maxClients", "sendQueueBytes", "sendTimeoutMs", "firstRequestTimeoutMs", "permissions"});
   ApiConfig c;
   c.enable = r.boolean(api, p, "enable").value_or(true);
   c.host = r.string(api, p, "host").value_or(c.host);
@@ -345,6 +403,7 @@ ApiConfig api_config(JsonReader& r, const json& api, const std::string& p) {
   }
   c.allowed_users = principals(r, api, p, "allowedUsers");
   c.allowed_groups = principals(r, api, p, "allowedGroups");
+  if (auto* list = r.list(api, p, "permissions")) c.permissions = permissions(r, *list, p + ".permissions");
   c.max_line_bytes = r.integer(api, p, "maxLineBytes", 256, 64L << 20).value_or(c.max_line_bytes);
   c.max_clients = r.integer(api, p, "maxClients", 1, 65536).value_or(c.max_clients);
   c.send_queue_bytes = r.integer(api, p, "sendQueueBytes", 4096, 1L << 30).value_or(c.send_queue_bytes);
@@ -454,6 +513,13 @@ void check_vm_names(JsonReader& r, const Config& c) {
     if (c.evdev[i].target_vm) check(JsonReader::index("evdevPassthrough", i) + ".targetVm", *c.evdev[i].target_vm);
   for (size_t i = 0; i < c.acpi.size(); ++i)
     if (c.acpi[i].target_vm) check(JsonReader::index("acpiPassthrough", i) + ".targetVm", *c.acpi[i].target_vm);
+  const auto& permissions = c.general.api.permissions;
+  for (size_t i = 0; permissions && i < permissions->size(); ++i) {
+    auto path = JsonReader::index("general.api.permissions", i);
+    if ((*permissions)[i].vm) check(path + ".vm", *(*permissions)[i].vm);
+    for (const auto& vm : (*permissions)[i].vms.value_or(std::vector<std::string>{}))
+      if (vm != "*") check(path + ".vms", vm);
+  }
 }
 
 }  // namespace

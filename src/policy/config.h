@@ -25,6 +25,21 @@ struct Principal {  // a user or group, by name or by numeric id
   std::optional<unsigned> id;
 };
 
+// Ours: what a caller may do over the API (docs/CONFIG.md, "Permissions"). An entry matches a
+// caller by any of its users or groups (Unix), cids (VSOCK) or addresses (TCP: an address or a
+// network); an entry naming none matches every caller. The first entry that matches applies.
+struct ApiPermission {
+  std::vector<Principal> users, groups;
+  std::vector<unsigned> cids;
+  std::vector<std::string> addresses;           // "127.0.0.1", "10.0.0.0/8", "::1"
+  std::optional<std::string> vm;                // the caller is this VM: its default `vms`
+  std::vector<std::string> actions;             // of kApiActions, or "*"
+  std::optional<std::vector<std::string>> vms;  // the VMs it may act on ("*": every one); absent: [vm], else every one
+};
+
+// The kinds of request a permission entry names.
+inline const std::vector<std::string> kApiActions{"list", "attach", "pci", "suspend", "vmm_args", "notifications"};
+
 struct ApiConfig {
   bool enable = true;
   std::string host = "127.0.0.1";
@@ -36,6 +51,8 @@ struct ApiConfig {
   std::optional<unsigned> unix_socket_mode;  // from an octal string, e.g. "0660"
   // Ours: peer-credential access control on the Unix socket (empty: everyone the file mode lets in).
   std::vector<Principal> allowed_users, allowed_groups;
+  // Ours: who may do what; absent: every admitted caller may do everything.
+  std::optional<std::vector<ApiPermission>> permissions;
   // Ours: limits.
   std::size_t max_line_bytes = 1024 * 1024;
   std::size_t max_clients = 1024;  // per transport: TCP clients cannot lock out Unix ones

@@ -58,7 +58,7 @@ class InProcessDaemon : public testing::Test {
 
   // A request as the API would run it; `result` is set when it is answered.
   void request(Command command, std::optional<CommandResult>& result) {
-    Caller caller{"unix", "test", std::nullopt, 1000, 1000, 4242};
+    Caller caller{"unix", "test", std::nullopt, 1000, 1000, 4242, {1000}, std::nullopt};
     boost::asio::co_spawn(io(), daemon->passthrough().run(command, caller),
                           [&result](std::exception_ptr, CommandResult r) { result = std::move(r); });
   }
