@@ -11,14 +11,7 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 
-#include "api/client.h"
-#include "api/server.h"
-#include "device/udev_watcher.h"
-#include "support/host_fixture.h"
-#include "support/loop_thread.h"
-#include "support/policy.h"
-#include "support/sockets.h"
-#include "support/temp_dir.h"
+#include "support/api_server_fixture.h"
 
 namespace vhp {
 namespace {
@@ -52,60 +45,20 @@ const char* kPermissions = R"([
   {"groups": [4444], "actions": ["list", "attach"]}
 ])";
 
-class Permissions : public testing::Test {
+class Permissions : public test::ApiServerFixture {
  protected:
-  Permissions() {
-    host = test::add_realistic_host(tb);
+  Permissions() : ApiServerFixture(kPolicy) {
     ::chmod(dir.path().c_str(), 0755);  // other uids reach the socket
-    config.transports = {"unix", "tcp"};
     config.unix_socket = dir / "api.sock";
     config.unix_socket_mode = 0666;
-    config.port = test::free_tcp_port();
     config.permissions = parse_config(json{{"general", {{"api", {{"permissions", json::parse(kPermissions)}}}}}}, "test").general.api.permissions;
-  }
-  ~Permissions() override {
-    loop.stop([this] {
-      if (server) server->stop();
-      passthrough.stop();
-      watcher.stop();
-    });
-  }
-
-  void start() {
-    watcher.start();
-    passthrough.start();
-    server.emplace(io, manager, config, &passthrough);
-    server->start();
-    loop.start();
   }
 
   // One request on a fresh connection as root over Unix, and its answer.
-  json as_root(const json& request) {
-    auto c = client("unix");
-    return c->request(request);
-  }
-  json over_tcp(const json& request) { return client("tcp")->request(request); }
-  std::unique_ptr<ApiClient> client(const std::string& transport) {
-    ClientOptions o;
-    o.transport = transport, o.path = config.unix_socket, o.port = config.port, o.timeout_ms = 5000;
-    return std::make_unique<ApiClient>(o);
-  }
-
-  // A connection from a VSOCK peer with `cid`, through the server's accept path; the other end.
-  int vsock_peer(unsigned cid) {
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw std::runtime_error("socketpair");
-    loop.run([&] {
-      Connection::Socket socket(io, boost::asio::generic::stream_protocol(AF_UNIX, 0), fds[0]);
-      Peer peer;
-      peer.transport = "vsock", peer.address = "port 1025", peer.cid = cid;
-      server->admit(std::move(socket), peer);
-      return 0;
-    });
-    return fds[1];
-  }
+  json as_root(const json& request) { return connect("unix")->request(request); }
+  json over_tcp(const json& request) { return connect("tcp")->request(request); }
   json from_cid(unsigned cid, const json& request) {
-    int fd = vsock_peer(cid);
+    int fd = admit_vsock_peer(cid);
     auto line = request.dump() + "\n";
     EXPECT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
     auto answer = test::read_line_fd(fd);
@@ -145,20 +98,6 @@ class Permissions : public testing::Test {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
     return json::parse(answer.empty() ? "{}" : answer);
   }
-
-  test::Testbed tb;
-  test::HostPaths host;
-  test::TempDir dir;
-  ApiConfig config;
-  boost::asio::io_context io;
-  DeviceRegistry registry;
-  StateStore store{""};
-  DeviceManager manager{registry, test::make_policy(kPolicy), store};
-  VfioBinding vfio{io};
-  Passthrough passthrough{io, manager, default_vm_factory(io), vfio, false};
-  UdevWatcher watcher{io, registry};
-  std::optional<ApiServer> server;
-  test::LoopThread loop{io};
 };
 
 std::string error_of(const json& answer) { return answer.value("error", std::string()); }
@@ -254,7 +193,7 @@ TEST_F(Permissions, CallersTimesActionsTimesVms) {
 
 TEST_F(Permissions, ARefusalSaysWhyAndTheConnectionGoesOn) {
   start();
-  int fd = vsock_peer(3);
+  int fd = admit_vsock_peer(3);
   auto ask = [&](const json& request) {
     auto line = request.dump() + "\n";
     EXPECT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
@@ -282,11 +221,11 @@ TEST_F(Permissions, AVmBoundCallerListsOnlyWhatItMayActOn) {
 
 TEST_F(Permissions, AVmBoundCallerHearsOnlyOfDevicesItMayActOn) {
   start();
-  int gui = vsock_peer(3);
+  int gui = admit_vsock_peer(3);
   const std::string enable = "{\"action\":\"enable_notifications\"}\n";
   ASSERT_EQ(::write(gui, enable.data(), enable.size()), static_cast<ssize_t>(enable.size()));
   ASSERT_EQ(test::read_line_fd(gui), R"({"result":"ok"})");
-  auto everything = client("unix");
+  auto everything = connect("unix");
   ASSERT_EQ(everything->request({{"action", "enable_notifications"}})["result"], "ok");
 
   auto spec = test::security_key_spec(host.hub);

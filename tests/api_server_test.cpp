@@ -15,7 +15,7 @@
 #include "api/server.h"
 #include "device/udev_watcher.h"
 #include "support/host_fixture.h"
-#include "support/loop_thread.h"
+#include "support/api_server_fixture.h"
 #include "support/policy.h"
 #include "support/process.h"
 #include "support/sockets.h"
@@ -27,66 +27,7 @@ namespace {
 using json = nlohmann::json;
 using test::eventually;
 
-class ApiServerTest : public testing::Test {
- protected:
-  ApiServerTest() {
-    host = test::add_realistic_host(tb);
-    config.transports = {"unix", "tcp"};
-    config.unix_socket = dir / "run/api.sock";
-    config.port = test::free_tcp_port();
-  }
-  ~ApiServerTest() override { stop(); }
-
-  void start() {
-    watcher.start();
-    passthrough.start();
-    server.emplace(io, manager, config, &passthrough);
-    server->start();
-    loop.start();
-  }
-  void stop() {
-    loop.stop([this] {
-      server->stop();
-      passthrough.stop();
-      watcher.stop();
-    });
-  }
-  template <class F>
-  auto on_loop(F f) {
-    return loop.run(std::move(f));
-  }
-  std::size_t clients() { return on_loop([this] { return server->client_count(); }); }
-
-  std::unique_ptr<ApiClient> connect(const std::string& transport = "unix") {
-    ClientOptions o;
-    o.transport = transport, o.path = config.unix_socket, o.port = config.port, o.timeout_ms = 5000;
-    return std::make_unique<ApiClient>(o);
-  }
-  // True when the server ends the stream; false when it stays silent (the client's read times out).
-  static bool closed_by_server(ApiClient& c) {
-    try {
-      while (true) c.read_line();  // whatever was in flight, then end of stream
-    } catch (const boost::system::system_error&) {
-      return true;  // end of stream or reset
-    } catch (const std::exception&) {
-      return false;  // "no answer within …": still open
-    }
-  }
-
-  test::Testbed tb;
-  test::HostPaths host;
-  test::TempDir dir;
-  ApiConfig config;
-  boost::asio::io_context io;
-  DeviceRegistry registry;
-  StateStore store{""};
-  DeviceManager manager{registry, test::make_policy(test::kAllToVm1), store};
-  VfioBinding vfio{io};
-  Passthrough passthrough{io, manager, default_vm_factory(io), vfio, false};
-  UdevWatcher watcher{io, registry};
-  std::optional<ApiServer> server;
-  test::LoopThread loop{io};
-};
+class ApiServerTest : public test::ApiServerFixture {};
 
 TEST_F(ApiServerTest, SameAnswersOverUnixAndTcp) {
   start();
@@ -272,20 +213,6 @@ TEST_F(ApiServerTest, PciEventsToo) {
 // VSOCK cannot loop back on these machines: the accept path gets an injected peer over a socketpair.
 class VsockAdmission : public ApiServerTest {
  protected:
-  // Admits one end of a socketpair as a vsock peer with `cid`; returns the other end.
-  int admit_vsock_peer(unsigned cid) {
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) throw std::runtime_error("socketpair");
-    on_loop([&] {
-      Connection::Socket socket(io, boost::asio::generic::stream_protocol(AF_UNIX, 0), fds[0]);
-      Peer peer;
-      peer.transport = "vsock", peer.address = "port 1025";
-      peer.cid = cid;
-      server->admit(std::move(socket), peer);
-      return 0;
-    });
-    return fds[1];
-  }
   // The peer on `fd` is served: a request gets its answer.
   static void expect_served(int fd) {
     ASSERT_EQ(::write(fd, "{\"action\":\"enable_notifications\"}\n", 34), 34);
