@@ -192,6 +192,17 @@ TEST_F(Thunder, ACrossOriginPageIsRefusedOverWebSocketAndPost) {
   EXPECT_EQ(native.status, 200);
 }
 
+// An Origin is the caller's text: a terminal's C1 control (CSI, 0x9b) or invalid UTF-8 reaches
+// neither the log line nor the answer as such.
+TEST_F(Thunder, ARefusedOriginIsEscaped) {
+  config.allowed_origins = {"https://app.example"};
+  start();
+  auto evil = test::http("POST", config.port, "/jsonrpc", kDevices,
+                         "Host: localhost\r\nOrigin: https://\xc2\x9b" "2J\xff.example\r\nConnection: close\r\n");
+  EXPECT_EQ(evil.status, 403);
+  EXPECT_EQ(evil.body, "Origin https://\\xc2\\x9b2J\\xff.example is not allowed\n");
+}
+
 // DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 sends its own Host.
 TEST_F(Thunder, ARebindingHostIsRefused) {
   config.allowed_hosts = {"stb.local"};

@@ -5,6 +5,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "device/printable.h"
+
 namespace vhp::thunder {
 namespace {
 
@@ -53,9 +55,9 @@ bool same_secret(std::string_view given, const std::string& expected) {
 
 std::optional<Refusal> refuse(const RequestHeaders& request, const ThunderConfig& config) {
   if (request.host && !host_allowed(*request.host, config))
-    return Refusal{403, "Host " + std::string(request.host->substr(0, 256)) + " is not allowed"};
+    return Refusal{403, "Host " + printable(request.host->substr(0, 256)) + " is not allowed"};
   if (request.origin && std::ranges::none_of(config.allowed_origins, [&](const std::string& o) { return same_text(*request.origin, o); }))
-    return Refusal{403, "Origin " + std::string(request.origin->substr(0, 256)) + " is not allowed"};
+    return Refusal{403, "Origin " + printable(request.origin->substr(0, 256)) + " is not allowed"};
   if (!config.token.empty()) {
     auto given = query_token(request.target);
     if (!given && request.authorization && request.authorization->starts_with("Bearer ")) given = request.authorization->substr(7);

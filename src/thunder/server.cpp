@@ -55,6 +55,16 @@ std::string pick_subprotocol(std::string_view offered) {
   return "";
 }
 
+// A refused request: one short plain-text answer, then the connection ends.
+asio::awaitable<void> refuse_and_close(beast::tcp_stream& stream, http::status status, std::string text, unsigned version) {
+  http::response<http::string_body> res{status, version};
+  res.body() = std::move(text) + "\n";
+  res.keep_alive(false);
+  res.prepare_payload();
+  boost::system::error_code ec;  // a peer that has gone needs no answer
+  co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+}
+
 }  // namespace
 
 // One WebSocket client: requests answered in order, notifications queued; a bounded send queue
@@ -221,10 +231,7 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
     if (!*alive) co_return;
     idle_.erase(idle);
     if (ec == http::error::body_limit) {
-      http::response<http::string_body> res{http::status::payload_too_large, 11};
-      res.body() = "Message too long\n";
-      res.prepare_payload();
-      co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      co_await refuse_and_close(stream, http::status::payload_too_large, "Message too long", 11);
       co_return;
     }
     if (ec) co_return;  // closed, timed out, or not HTTP
@@ -240,11 +247,7 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
                                std::string_view(target.data(), target.size())},
                               config_)) {
       spdlog::warn("thunder: refused a request from {}: {}", peer.to_string(), refusal->text);
-      http::response<http::string_body> res{static_cast<http::status>(refusal->status), request.version()};
-      res.body() = refusal->text + "\n";
-      res.keep_alive(false);
-      res.prepare_payload();
-      co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      co_await refuse_and_close(stream, static_cast<http::status>(refusal->status), refusal->text, request.version());
       co_return;
     }
 
@@ -252,11 +255,7 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
       if (!implicit) co_return;
       if (websockets_[peer] >= config_.max_websockets_per_peer) {
         spdlog::warn("thunder: {} has {} WebSocket sessions already; refusing another", peer.to_string(), websockets_[peer]);
-        http::response<http::string_body> res{http::status::too_many_requests, request.version()};
-        res.body() = "Too many sessions\n";
-        res.keep_alive(false);
-        res.prepare_payload();
-        co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+        co_await refuse_and_close(stream, http::status::too_many_requests, "Too many sessions", request.version());
         co_return;
       }
       auto offered = request[http::field::sec_websocket_protocol];
