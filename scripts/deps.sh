@@ -9,6 +9,11 @@ packages=(
   clang libclang-rt-14-dev qemu-system-x86
 )
 
+# `deps.sh packaging`: what building, checking and installing the Debian package needs.
+[ "${1:-}" = packaging ] && packages=(dpkg-dev debhelper scdoc lintian systemd man-db
+  cmake ninja-build pkg-config g++ libudev-dev libboost-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
+  libsystemd-dev libkmod-dev libre2-dev)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds and runs every test twice: a plain build and an
-# AddressSanitizer + UBSan build; then the libFuzzer targets run briefly (clang).
+# AddressSanitizer + UBSan build; then the libFuzzer targets run briefly (clang); then the Debian
+# package is built, checked, installed and purged (scripts/package.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh"
@@ -15,3 +16,5 @@ jobs=$(nproc)
 
 "$root/scripts/build.sh" "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DVHP_FUZZ=ON
 (cd "$root/build-fuzz" && ctest --output-on-failure -L fuzz)
+
+"$root/scripts/package.sh"

@@ -141,7 +141,7 @@ std::optional<std::string> right_of(const std::string& action) {
       {"enable_notifications", "notifications"}, {"usb_list", "list"},   {"pci_list", "list"},      {"evdev_list", "list"},
       {"vmm_args", "vmm_args"},                  {"usb_attach", "attach"}, {"usb_detach", "attach"}, {"pci_attach", "pci"},
       {"pci_detach", "pci"},                     {"usb_suspend", "suspend"}, {"usb_resume", "suspend"}, {"pci_suspend", "suspend"},
-      {"pci_resume", "suspend"}};
+      {"pci_resume", "suspend"},                 {"status", "list"}};
   auto it = rights.find(action);
   if (it == rights.end()) return std::nullopt;
   return it->second;
@@ -234,6 +234,14 @@ Outcome Protocol::run(const std::string& action, const json& request, Session& s
     for (const auto& entry : manager_.evdev_list())
       if (!grant || (entry.vm && grant->manages(*entry.vm)) || grant->manages(entry.target_vm)) list.push_back(to_wire(entry));
     response["evdev_devices"] = std::move(list);
+    return {response};
+  }
+  if (action == "status") {  // ours
+    if (!status_source_) return {failed("Status is not available")};
+    auto status = status_source_();
+    if (grant) std::erase_if(status.vms, [&](const VmStatus& vm) { return !grant->manages(vm.name); });
+    auto response = ok();
+    response["status"] = to_wire(status);
     return {response};
   }
   if (action == "vmm_args") return {std::nullopt, vmm_args(request)};

@@ -1,6 +1,7 @@
 #pragma once
 // One request line in, one response object out: parsing, validation and dispatch of the vhotplug
 // API. Pure: the transport owns the bytes and the connection.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -32,6 +33,10 @@ class Protocol {
  public:
   explicit Protocol(DeviceManager& manager) : manager_(manager) {}
 
+  // What `status` answers; without one, `status` fails.
+  using StatusSource = std::function<DaemonStatus()>;
+  void set_status_source(StatusSource source) { status_source_ = std::move(source); }
+
   // `line` is one message without its '\n'. Never throws; bad input gets a "failed" response.
   Outcome handle(std::string_view line, Session& session);
 
@@ -50,6 +55,7 @@ class Protocol {
 
   std::set<std::string> denials_logged_;
   DeviceManager& manager_;
+  StatusSource status_source_;
 };
 
 }  // namespace vhp

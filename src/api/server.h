@@ -53,6 +53,7 @@ class ApiServer {
   void admit(Connection::Socket socket, const Peer& peer);
 
   std::size_t client_count() const { return connections_.size(); }
+  void set_status_source(Protocol::StatusSource source) { protocol_.set_status_source(std::move(source)); }
 
  private:
   std::optional<std::string> refusal(const Peer& peer) const;  // why the peer may not connect

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "manager/daemon_status.h"
 #include "manager/events.h"
 
 namespace vhp {
@@ -15,5 +16,7 @@ nlohmann::ordered_json to_wire(const UsbListing& listing);
 nlohmann::ordered_json to_wire(const PciListing& listing);
 nlohmann::ordered_json to_wire(const EvdevListing& listing);  // ours: + allowed_vms, vm, tag
 nlohmann::ordered_json to_wire(const CommandResult& result);
+// `status` (ours): times as ISO 8601 UTC, durations in seconds (status_wire.cpp).
+nlohmann::ordered_json to_wire(const DaemonStatus& status);
 
 }  // namespace vhp

@@ -2,13 +2,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <set>
 
 #include <sys/resource.h>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 
 #include "device/printable.h"
 #include "manager/stored_crosvm_usb_ports.h"
@@ -111,8 +111,10 @@ Daemon::Daemon(DaemonOptions options)
       watcher_(io_, registry_),
       vfio_(io_, options_.host),
       signals_(io_),
-      hangup_(io_) {
+      hangup_(io_),
+      notifier_(io_, [this] { return status_line(); }) {
   auto config = load_config_or_default(options_.config_path);
+  config_source_ = config.source;
   applied_ = raw_config(options_.config_path);
   api_config_ = config.general.api;
   store_ = std::make_unique<StateStore>(config.general.persistency ? config.general.state_path : "");
@@ -152,6 +154,7 @@ void Daemon::start() {
   const auto& config = manager_->policy().config();
   if (api_config_.enable && !api_config_.transports.empty()) {
     api_.emplace(io_, *manager_, api_config_, passthrough_.get());
+    api_->set_status_source([this] { return status(); });
     api_->start();
   } else {
     spdlog::info("api: disabled or no transports configured");
@@ -160,7 +163,7 @@ void Daemon::start() {
     thunder_.emplace(io_, *manager_, config.general.thunder);
     thunder_->start();
   }
-  sd_notify(0, "READY=1");
+  notifier_.ready();
 }
 
 void Daemon::run() {
@@ -172,7 +175,7 @@ void Daemon::run() {
 void Daemon::stop() {
   if (stopped_) return;
   stopped_ = true;
-  sd_notify(0, "STOPPING=1");
+  notifier_.stopping();
   boost::system::error_code ignored;
   signals_.cancel(ignored);
   hangup_.cancel(ignored);
@@ -201,6 +204,7 @@ void Daemon::wait_for_hangup() {
 }
 
 void Daemon::reload() {
+  notifier_.reloading();
   try {
     // The built-in default is for a host without a config file at start; a file that vanished
     // (or cannot be looked at) later must not drop every rule and VM.
@@ -212,12 +216,68 @@ void Daemon::reload() {
     auto raw = raw_config(options_.config_path);
     if (auto later = needs_restart(applied_, raw); !later.empty())
       spdlog::warn("config: these changes take effect at the next restart: {}", later);
+    config_source_ = fresh.source;
     manager_->set_policy(std::make_shared<const Policy>(std::move(fresh), modules_));
+    config_loaded_ = WallClock::now();
+    reload_error_.reset();
     spdlog::info("config reloaded");
     passthrough_->reapply_policy();
   } catch (const ConfigError& e) {
+    reload_error_ = e.what();
     spdlog::error("config reload rejected; keeping the current config:\n{}", e.what());
   }
+  notifier_.ready();
+}
+
+DaemonStatus Daemon::status() const {
+  DaemonStatus s;
+  s.version = VHP_VERSION;
+  s.started = started_;
+  s.uptime = std::chrono::steady_clock::now() - started_steady_;
+  s.config_path = config_source_;
+  s.config_loaded = config_loaded_;
+  s.reload_error = reload_error_;
+  const auto& config = manager_->policy().config();
+  for (const auto& vm : config.vms) s.vms.push_back({vm.name, vm.type, manager_->vm_health(vm.name)});
+  auto on = [&](const std::string& vm) -> VmStatus* {
+    auto it = std::ranges::find(s.vms, vm, &VmStatus::name);
+    return it == s.vms.end() ? nullptr : &*it;
+  };
+  for (const auto& d : registry_.usb_devices()) {
+    if (d.is_hub) continue;
+    ++s.usb_devices;
+    if (const auto* a = manager_->placements().attachment(d))
+      if (auto* vm = on(a->vm)) ++vm->usb_devices;
+  }
+  for (const auto& d : registry_.pci_devices()) {
+    ++s.pci_devices;
+    if (auto where = manager_->pci_placements().vm_of(d.address))
+      if (auto* vm = on(*where)) ++vm->pci_devices;
+  }
+  s.input_devices = registry_.evdev_devices().size();
+  for (const auto& [path, where] : manager_->evdev_attachments())
+    if (auto* vm = on(where)) ++vm->input_devices;
+  s.api_clients = api_ ? api_->client_count() : 0;
+  s.thunder_clients = thunder_ ? thunder_->client_count() : 0;
+  s.pending_selections = manager_->pending_selections().size();
+  s.limits.api_max_clients = api_config_.max_clients;
+  s.limits.api_max_line_bytes = api_config_.max_line_bytes;
+  s.limits.api_send_queue_bytes = api_config_.send_queue_bytes;
+  s.limits.api_send_timeout_ms = api_config_.send_timeout_ms;
+  if (thunder_) {
+    s.limits.thunder_max_clients = config.general.thunder.max_clients;
+    s.limits.thunder_max_message_bytes = config.general.thunder.max_message_bytes;
+  }
+  return s;
+}
+
+std::string Daemon::status_line() const {
+  auto s = status();
+  auto up = std::ranges::count_if(s.vms, [](const VmStatus& vm) { return vm.health.state == VmHealth::State::Up; });
+  auto clients = s.api_clients + s.thunder_clients;
+  return std::to_string(s.usb_devices) + " USB, " + std::to_string(s.pci_devices) + " PCI and " + std::to_string(s.input_devices) +
+         " input devices; " + std::to_string(up) + "/" + std::to_string(s.vms.size()) + " VMs up; " + std::to_string(clients) +
+         (clients == 1 ? " client" : " clients") + (s.reload_error ? "; the last reload was rejected" : "");
 }
 
 }  // namespace vhp

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/server.h"
+#include "app/service_notifier.h"
 #include "device/device_registry.h"
 #include "device/udev_watcher.h"
 #include "manager/device_manager.h"
@@ -56,10 +57,13 @@ class Daemon {
   DeviceManager& manager() { return *manager_; }
   Passthrough& passthrough() { return *passthrough_; }
   DeviceRegistry& registry() { return registry_; }
+  // The `status` answer: version, uptime, config, each VM, counts, limits.
+  DaemonStatus status() const;
 
  private:
   void wait_for_hangup();
   void drain();  // runs the loop until the stopped objects' coroutines are done, or the grace ends
+  std::string status_line() const;  // systemd's STATUS=
 
   boost::asio::io_context io_;  // first: destroyed last
   DaemonOptions options_;
@@ -76,6 +80,11 @@ class Daemon {
   std::optional<thunder::ThunderServer> thunder_;
   Subscription logging_;
   boost::asio::signal_set signals_, hangup_;
+  ServiceNotifier notifier_;
+  WallClock::time_point started_ = WallClock::now(), config_loaded_ = started_;
+  std::chrono::steady_clock::time_point started_steady_ = std::chrono::steady_clock::now();
+  std::string config_source_;
+  std::optional<std::string> reload_error_;
   bool stopped_ = false, drained_ = false;
 };
 

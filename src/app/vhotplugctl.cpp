@@ -133,6 +133,53 @@ void list(Session& session, bool usb, const ListOptions& o, bool as_json) {
   }
 }
 
+std::string text_of(const json& v) { return v.is_string() ? vhp::printable(v.get<std::string>()) : v.dump(); }
+
+std::string duration_text(long long seconds) {
+  std::string out;
+  if (seconds >= 86400) out += std::to_string(seconds / 86400) + "d ";
+  if (seconds >= 3600) out += std::to_string(seconds / 3600 % 24) + "h ";
+  if (seconds >= 60) out += std::to_string(seconds / 60 % 60) + "m ";
+  return out + std::to_string(seconds % 60) + "s";
+}
+
+// `status` (ours): the daemon's account of itself, as text or JSON.
+void status(Session& session, bool as_json) {
+  auto reply = act(session, {{"action", "status"}}, "Failed to get status");
+  const auto& s = reply.value("status", json::object());
+  if (as_json) {
+    std::cout << s.dump() << "\n";
+    return;
+  }
+  auto get = [](const json& o, const char* key) { return o.contains(key) ? o[key] : json(); };
+  const auto& config = get(s, "config");
+  std::cout << "vhotplugd " << text_of(get(s, "version")) << ", up " << duration_text(get(s, "uptime_seconds").is_number() ? get(s, "uptime_seconds").get<long long>() : 0)
+            << " (since " << text_of(get(s, "started")) << ")\n";
+  std::cout << "config " << text_of(get(config, "path")) << ", loaded " << text_of(get(config, "loaded"));
+  if (!get(config, "last_reload_error").is_null()) std::cout << "; the last reload was rejected: " << text_of(get(config, "last_reload_error"));
+  std::cout << "\nVMs:\n";
+  for (const auto& vm : get(s, "vms")) {
+    std::cout << "  " << text_of(get(vm, "name")) << " (" << text_of(get(vm, "type")) << "): " << text_of(get(vm, "state")) << " since "
+              << text_of(get(vm, "since")) << "; attached: " << text_of(get(vm, "usb_devices")) << " USB, " << text_of(get(vm, "pci_devices"))
+              << " PCI, " << text_of(get(vm, "input_devices")) << " input\n";
+    if (const auto& error = get(vm, "last_error"); error.is_object())
+      std::cout << "    last error at " << text_of(get(error, "at")) << ": " << text_of(get(error, "error")) << "\n";
+  }
+  const auto& devices = get(s, "devices");
+  const auto& clients = get(s, "clients");
+  std::cout << "devices: " << text_of(get(devices, "usb")) << " USB, " << text_of(get(devices, "pci")) << " PCI, " << text_of(get(devices, "input"))
+            << " input; clients: " << text_of(get(clients, "api")) << " API, " << text_of(get(clients, "thunder"))
+            << " Thunder; choices waiting for the user: " << text_of(get(s, "pending_selections")) << "\n";
+  const auto& api = get(get(s, "limits"), "api");
+  const auto& thunder = get(get(s, "limits"), "thunder");
+  std::cout << "limits: API " << text_of(get(api, "max_clients_per_transport")) << " clients per transport, lines of "
+            << text_of(get(api, "max_line_bytes")) << " bytes, send queues of " << text_of(get(api, "send_queue_bytes")) << " bytes, writes within "
+            << text_of(get(api, "send_timeout_ms")) << " ms";
+  if (!get(thunder, "max_clients").is_null())
+    std::cout << "; Thunder " << text_of(get(thunder, "max_clients")) << " clients, messages of " << text_of(get(thunder, "max_message_bytes")) << " bytes";
+  std::cout << "\n";
+}
+
 struct UsbSelect {
   std::string devnode, vid, pid, tag, vm, port;
   int bus = 0;
@@ -307,6 +354,8 @@ int main(int argc, char** argv) {
   auto* pci_resume = pci->add_subcommand("resume", "Attach PCI devices by rule again after the host woke");
   pci_resume->add_option("--vm", pci_resume_vm, "Only this VM's devices");
   auto* listen_cmd = app.add_subcommand("listen", "Print device events as they happen");
+  auto* status_cmd = app.add_subcommand("status", "How the daemon is doing: version, uptime, config, VMs, counts, limits (ours)");
+  app.set_version_flag("--version", name + " " + VHP_VERSION);
 
   VmmOptions vmm_opts;
   auto* vmm = app.add_subcommand("vmm", "Manage VMM arguments")->require_subcommand(1);
@@ -322,6 +371,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {  // as argparse: usage, "<prog>: error: …", exit code 2
     std::cerr << app.help() << name << ": error: " << e.what() << std::endl;
     return 2;
@@ -330,7 +381,7 @@ int main(int argc, char** argv) {
   options.transport = transport.empty() ? vhp::default_transport() : transport;
   // Lists answer at once; an attach, a tag, a suspend or a resume waits for VMs (each operation
   // has its deadline in the daemon), so those wait as long as the daemon takes, as the reference.
-  if (!*usb_list && !*pci_list) options.timeout_ms = 0;
+  if (!*usb_list && !*pci_list && !*status_cmd) options.timeout_ms = 0;
   try {
     Session session(options);
     auto done = [](const char* what) { log("INFO", std::string("Successfully ") + what); };
@@ -345,6 +396,7 @@ int main(int argc, char** argv) {
     else if (*pci_suspend) act(session, {{"action", "pci_suspend"}, {"vm", optional(pci_suspend_vm)}}, "Failed to suspend PCI"), done("suspended");
     else if (*pci_resume) act(session, {{"action", "pci_resume"}, {"vm", optional(pci_resume_vm)}}, "Failed to resume PCI"), done("resumed");
     else if (*listen_cmd) return listen(options, as_json);
+    else if (*status_cmd) status(session, as_json);
     else if (*vmm_args_cmd) return vmm_args(options, vmm_opts);
   } catch (const std::exception& e) {
     log("ERROR", e.what());

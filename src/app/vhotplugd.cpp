@@ -1,10 +1,15 @@
 // vhotplugd: watches the host's USB and PCI devices and passes them through to VMs.
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
+
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "app/daemon.h"
@@ -33,6 +38,16 @@ int check_config(const std::string& path) {
   }
 }
 
+// Started by systemd with standard error going to the journal (JOURNAL_STREAM names that stream):
+// then log to the journal itself, with priorities.
+bool stderr_is_the_journal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  struct stat st {};
+  if (!stream || ::fstat(2, &st) != 0) return false;
+  unsigned long long dev = 0, ino = 0;
+  return std::sscanf(stream, "%llu:%llu", &dev, &ino) == 2 && dev == st.st_dev && ino == st.st_ino;
+}
+
 int list_devices() {
   boost::asio::io_context io;
   vhp::DeviceRegistry registry;
@@ -55,8 +70,11 @@ int main(int argc, char** argv) {
   app.add_flag("--list-devices", list, "Print the host's USB and PCI devices as JSON and exit");
   app.add_option("--check-config", check_path, "Validate a config file, print the verdict and exit 0 (valid) or 1");
   app.add_flag("-d,--debug,!--no-debug", debug, "Verbose logging");
+  app.set_version_flag("--version", std::string("vhotplugd ") + VHP_VERSION);
   CLI11_PARSE(app, argc, argv);
-  spdlog::set_default_logger(spdlog::stderr_color_mt("vhotplugd"));  // stdout is for --list-devices
+  // stdout is for --list-devices
+  spdlog::set_default_logger(stderr_is_the_journal() ? spdlog::systemd_logger_mt("vhotplugd", "vhotplugd")
+                                                     : spdlog::stderr_color_mt("vhotplugd"));
   spdlog::set_level(debug ? spdlog::level::debug : spdlog::level::info);
   if (!check_path.empty()) return check_config(check_path);
 

@@ -140,4 +140,12 @@ std::vector<EvdevListing> DeviceManager::evdev_list() const {
   return out;
 }
 
+VmHealth DeviceManager::vm_health(const std::string& vm) const {
+  auto it = vm_health_.find(vm);
+  if (it != vm_health_.end()) return it->second;
+  VmHealth unknown;
+  unknown.since = started_;
+  return unknown;
+}
+
 }  // namespace vhp

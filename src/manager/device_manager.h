@@ -12,6 +12,7 @@
 #include "device/block_devices.h"
 #include "device/device_registry.h"
 #include "manager/commands.h"
+#include "manager/daemon_status.h"
 #include "manager/events.h"
 #include "manager/pci_placements.h"
 #include "manager/placements.h"
@@ -70,11 +71,18 @@ class DeviceManager {
   // Where input devices are attached, by sysfs path. Not persisted: after a restart, the EVIOCGRAB
   // probe tells a node the VM already holds.
   std::map<std::string, std::string>& evdev_attachments() { return evdev_attached_; }
+  const std::map<std::string, std::string>& evdev_attachments() const { return evdev_attached_; }
 
   [[nodiscard]] Subscription subscribe(Listeners<ManagerEvent>::Listener listener) { return events_.subscribe(std::move(listener)); }
   void publish(const ManagerEvent& event) { events_.publish(event); }
   // Choices still waiting for the user, for a client that enables notifications late.
   std::vector<UsbSelectVm> pending_selections() const;
+
+  // Each VM's state since when, and its last failed operation (for `status`).
+  void vm_came_up(const std::string& vm) { vm_health_[vm].state = VmHealth::State::Up, vm_health_[vm].since = WallClock::now(); }
+  void vm_went_down(const std::string& vm) { vm_health_[vm].state = VmHealth::State::Down, vm_health_[vm].since = WallClock::now(); }
+  void vm_failed(const std::string& vm, const std::string& error) { vm_health_[vm].last_error = error, vm_health_[vm].last_error_at = WallClock::now(); }
+  VmHealth vm_health(const std::string& vm) const;
 
  private:
   DeviceRegistry& registry_;
@@ -84,6 +92,8 @@ class DeviceManager {
   HostInterfaces host_;
   mutable std::map<std::string, std::string> host_held_;  // persistent id → why, for the window above
   std::map<std::string, std::string> evdev_attached_;
+  std::map<std::string, VmHealth> vm_health_;
+  WallClock::time_point started_ = WallClock::now();
   Listeners<ManagerEvent> events_;
 };
 

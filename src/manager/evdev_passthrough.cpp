@@ -96,6 +96,7 @@ asio::awaitable<void> EvdevPassthrough::attach(EvdevDevice d, std::string vm_nam
     if (!*alive) co_return;
     if (!error.empty()) {
       spdlog::error("evdev {}: attaching to {} failed: {}", friendly_name(d), vm_name, error);
+      manager_.vm_failed(vm_name, "evdev " + friendly_name(d) + ": attach failed: " + error);
       co_return;
     }
     // What changed while the VM worked wins: an unplug, the VM stopping, a reload.

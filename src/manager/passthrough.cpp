@@ -220,7 +220,9 @@ asio::awaitable<void> Passthrough::attach_when_possible(UsbDevice d, std::string
     co_return;
   }
   auto error = co_await error_of(attach(d, vm_name, cause));
-  if (!error.empty()) spdlog::error("usb {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
+  if (error.empty()) co_return;
+  spdlog::error("usb {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
+  manager_.vm_failed(vm_name, "usb " + friendly_name(d) + ": attach failed: " + error);
 }
 
 asio::awaitable<void> Passthrough::attach(UsbDevice d, std::string vm, Cause cause) {
@@ -273,6 +275,7 @@ asio::awaitable<void> Passthrough::detach_or_log(UsbDevice d, Cause cause, const
 asio::awaitable<void> Passthrough::vm_up(std::string name) {
   auto* vm = this->vm(name);
   if (!vm) co_return;
+  manager_.vm_came_up(name);
   manager_.publish(VmStarted{name});
   auto cause = Cause::vm_up(name);
   // Adopt what the VM already holds for us (the daemon restarted, or replaced the reference): a
@@ -325,6 +328,7 @@ asio::awaitable<void> Passthrough::vm_up(std::string name) {
 }
 
 void Passthrough::vm_down(const std::string& name) {
+  manager_.vm_went_down(name);
   manager_.publish(VmStopped{name});
   pci_.vm_down(name);
   evdev_.vm_down(name);
@@ -427,6 +431,7 @@ asio::awaitable<CommandResult> Passthrough::attach_command(UsbAttach command, Ca
   placements_.want(d, vm, cause);
   auto error = co_await error_of(attach(d, vm, cause));
   if (!error.empty()) {
+    manager_.vm_failed(vm, "usb " + friendly_name(d) + ": attach failed: " + error);
     if (placements_.wanted(d) == vm) {  // nothing else changed the intent meanwhile: put it back
       if (before) placements_.want(d, *before, cause);
       else placements_.unwant(d, cause);

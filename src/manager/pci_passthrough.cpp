@@ -95,7 +95,9 @@ asio::awaitable<void> PciPassthrough::attach_when_possible(PciDevice d, std::str
     co_return;
   }
   auto error = co_await error_of(attach(d, vm_name, cause));
-  if (!error.empty()) spdlog::error("pci {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
+  if (error.empty()) co_return;
+  spdlog::error("pci {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
+  manager_.vm_failed(vm_name, "pci " + friendly_name(d) + ": attach failed: " + error);
 }
 
 asio::awaitable<AsyncMutex::Lock> PciPassthrough::group_lock(const PciDevice& d) {
@@ -382,6 +384,7 @@ asio::awaitable<CommandResult> PciPassthrough::attach_command(PciAttach command,
   placements_.want(d, vm, cause);
   auto error = co_await error_of(attach(d, vm, cause));
   if (error.empty()) co_return CommandResult::ok();
+  manager_.vm_failed(vm, "pci " + friendly_name(d) + ": attach failed: " + error);
   if (placements_.wanted(d.address) == vm) {  // nothing else changed the intent meanwhile: put it back
     if (before) placements_.want(d, *before, cause);
     else placements_.unwant(d, cause);

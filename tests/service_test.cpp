@@ -1,0 +1,159 @@
+// Operating the daemon: `status` through vhotplugctl, systemd's notify protocol (READY, STATUS,
+// WATCHDOG from the loop, RELOADING, STOPPING) on a real datagram socket, and the one version.
+#include <chrono>
+#include <fstream>
+#include <regex>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "api/client.h"
+#include "support/host_fixture.h"
+#include "support/policy.h"
+#include "support/process.h"
+#include "support/sockets.h"
+#include "support/temp_dir.h"
+
+namespace vhp {
+namespace {
+
+using json = nlohmann::json;
+using test::eventually;
+
+class Service : public testing::Test {
+ protected:
+  Service() {
+    host = test::add_realistic_host(tb);
+    socket_path = dir / "vhotplug.sock";
+    config = json::parse(test::kAllToVm1);
+    config["vms"][0]["socket"] = dir / "vm1.qmp";  // never there: vm1 stays down
+    config["general"] = {{"api", {{"transports", {"unix"}}, {"unixSocket", socket_path}}}, {"statePath", dir / "state"}};
+    write_config();
+  }
+  void write_config() { std::ofstream(dir / "vhotplug.conf") << config.dump(2); }
+
+  // The daemon, with `env` before it (e.g. NOTIFY_SOCKET=…), once its API answers.
+  std::unique_ptr<test::Child> start(std::vector<std::string> env = {}) {
+    std::vector<std::string> argv{"/usr/bin/env"};
+    argv.insert(argv.end(), env.begin(), env.end());
+    argv.insert(argv.end(), {VHOTPLUGD_BINARY, "-c", dir / "vhotplug.conf"});
+    auto child = std::make_unique<test::Child>(argv, dir / "daemon.out", dir / "daemon.log");
+    EXPECT_TRUE(eventually([&] { return test::run_capture(ctl({"usb", "list", "--short"})).exit_code == 0; }))
+        << test::read_file(dir / "daemon.log");
+    return child;
+  }
+  std::vector<std::string> ctl(std::initializer_list<std::string> args) {
+    std::vector<std::string> argv{VHOTPLUGCTL_BINARY, "-t", "unix", "-u", socket_path};
+    argv.insert(argv.end(), args);
+    return argv;
+  }
+
+  test::Testbed tb;
+  test::HostPaths host;
+  test::TempDir dir;
+  std::string socket_path;
+  json config;
+};
+
+TEST_F(Service, StatusSaysHowTheDaemonAndEachVmAreDoing) {
+  auto daemon = start();
+  auto text = test::run_capture(ctl({"status"}));
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_TRUE(std::regex_search(text.out, std::regex("^vhotplugd " VHP_VERSION ", up [0-9]+s \\(since 20[0-9-]+T[0-9:]+Z\\)\n")))
+      << text.out;
+  EXPECT_NE(text.out.find("config " + dir / "vhotplug.conf" + ", loaded 20"), std::string::npos) << text.out;
+  EXPECT_TRUE(std::regex_search(text.out, std::regex("\n  vm1 \\(qemu\\): (down|unknown) since 20[0-9-]+T[0-9:]+Z; attached: 0 USB, 0 PCI, 0 input\n")))
+      << text.out;
+  // Clients: this one, and maybe an earlier probe whose close the daemon has not read yet.
+  EXPECT_TRUE(std::regex_search(text.out, std::regex("\ndevices: 6 USB, 5 PCI, 0 input; clients: [12] API, 0 Thunder; choices waiting for the user: 0\n")))
+      << text.out;
+  EXPECT_NE(text.out.find("limits: API 1024 clients per transport, lines of 1048576 bytes"), std::string::npos) << text.out;
+
+  // A rejected reload is said, and the running config stays.
+  std::ofstream(dir / "vhotplug.conf") << "{ not json";
+  ::kill(daemon->pid(), SIGHUP);
+  json status;
+  ASSERT_TRUE(eventually([&] {
+    auto out = test::run_capture(ctl({"--json", "status"})).out;
+    status = json::parse(out, nullptr, false);
+    return status.is_object() && status["config"]["last_reload_error"].is_string();
+  })) << status.dump();
+  EXPECT_EQ(status["version"], VHP_VERSION);
+  EXPECT_NE(status["config"]["last_reload_error"].get<std::string>().find("invalid JSON"), std::string::npos);
+  EXPECT_EQ(status["vms"].size(), 1u);
+  EXPECT_EQ(status["vms"][0]["name"], "vm1");
+  EXPECT_TRUE(status["vms"][0]["last_error"].is_null());
+  EXPECT_NE(test::run_capture(ctl({"status"})).out.find("; the last reload was rejected: "), std::string::npos);
+}
+
+// A datagram socket standing in for systemd's notify socket.
+class NotifySocket {
+ public:
+  explicit NotifySocket(std::string path) : path_(std::move(path)) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("notify socket");
+  }
+  ~NotifySocket() { ::close(fd_); }
+  // The next message, or "" after 10 s.
+  std::string next() {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 10'000) != 1) return "";
+    char buffer[4096];
+    auto n = ::recv(fd_, buffer, sizeof buffer, 0);
+    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : "";
+  }
+  // The next message that starts with `prefix`, skipping others (watchdog pings between).
+  std::string next_starting(const std::string& prefix) {
+    for (int i = 0; i < 200; ++i) {
+      auto m = next();
+      if (m.empty() || m.starts_with(prefix)) return m;
+    }
+    return "";
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+TEST_F(Service, TellsSystemdItIsReadyAndPingsTheWatchdogFromItsLoop) {
+  NotifySocket systemd(dir / "notify");
+  auto daemon = start({"NOTIFY_SOCKET=" + dir / "notify", "WATCHDOG_USEC=200000"});
+  auto ready = systemd.next();
+  EXPECT_EQ(ready, "READY=1\nSTATUS=6 USB, 5 PCI and 0 input devices; 0/1 VMs up; 0 clients") << test::read_file(dir / "daemon.log");
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(systemd.next().starts_with("WATCHDOG=1\nSTATUS=6 USB, 5 PCI and 0 input devices; 0/1 VMs up"));
+  ::kill(daemon->pid(), SIGHUP);
+  EXPECT_EQ(systemd.next_starting("RELOADING"), "RELOADING=1");
+  EXPECT_TRUE(systemd.next_starting("READY").starts_with("READY=1\nSTATUS="));
+  EXPECT_EQ(daemon->stop(SIGTERM), 0);
+  EXPECT_EQ(systemd.next_starting("STOPPING"), "STOPPING=1");
+}
+
+TEST_F(Service, WithoutAWatchdogNoPings) {
+  NotifySocket systemd(dir / "notify");
+  auto daemon = start({"NOTIFY_SOCKET=" + dir / "notify"});
+  EXPECT_TRUE(systemd.next().starts_with("READY=1\n"));
+  EXPECT_EQ(daemon->stop(SIGTERM), 0);
+  EXPECT_EQ(systemd.next(), "STOPPING=1");  // nothing in between
+}
+
+// One version: CMake's project version is what both binaries print and what the package carries.
+TEST(Version, BothBinariesPrintTheProjectVersionTheDebianChangelogCarries) {
+  EXPECT_EQ(test::run_capture({VHOTPLUGD_BINARY, "--version"}).out, "vhotplugd " VHP_VERSION "\n");
+  EXPECT_EQ(test::run_capture({VHOTPLUGCTL_BINARY, "--version"}).out, "vhotplugctl " VHP_VERSION "\n");
+  EXPECT_EQ(test::run_capture({VHOTPLUGCLI_BINARY, "--version"}).out, "vhotplugcli " VHP_VERSION "\n");
+  std::ifstream changelog(VHP_SOURCE_DIR "/debian/changelog");
+  std::string first;
+  std::getline(changelog, first);
+  EXPECT_EQ(first.substr(0, first.find(')') + 1), "vhotplugd (" VHP_VERSION ")");
+}
+
+}  // namespace
+}  // namespace vhp
