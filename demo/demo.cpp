@@ -1,7 +1,7 @@
 // A guided run of vhotplugd on a simulated host (umockdev) with two real QEMU VMs (TCG), driven
 // through vhotplugctl: plug, attach, choose a VM, list, detach, unplug; a PCI card bound to vfio-pci
 // and offered to a VM (refused here, where there is no IOMMU) and given back to its host driver; a
-// built-in keyboard (evdev) sent to its VM; the VMs' start-up arguments (vmm args).
+// built-in keyboard (evdev) sent to its VM; the VMs' start-up arguments (vmm args); the status.
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -181,6 +181,9 @@ int main(int argc, char** argv) {
   ctl(socket, {"vmm", "args", "--vm", "vm1", "--qemu-bus-prefix", "pci_hotplug_", "--qemu-bus-start-index", "1"});
   ctl(socket, {"vmm", "args", "--vm", "vm2", "--qemu-bus-prefix", "pci_hotplug_", "--qemu-bus-start-index", "1"});
   std::cout << "host driver of the Wi-Fi card now: " << kernel.driver("0000:00:14.3") << " (QEMU opens it at start)" << std::endl;
+
+  say("The operator asks how the daemon is doing (ours: vhotplugctl status)");
+  ctl(socket, {"status"});
 
   say("Done: stopping the daemon");
   std::cout << "vhotplugd exited with " << daemon.stop(SIGTERM) << std::endl;
