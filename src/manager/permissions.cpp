@@ -71,6 +71,16 @@ std::optional<std::string> vm_denial(const Grant& grant, const std::string& what
   return what + " of VM " + *vm + ", not one of yours (" + vm_list(*grant.vms) + ")";
 }
 
+// The VMs a device's rule could send it to (none without a rule).
+std::vector<std::string> offered(const Policy& policy, const UsbDevice& d) {
+  auto match = policy.match_usb(d);
+  return match ? match->vms() : std::vector<std::string>{};
+}
+std::vector<std::string> offered(const Policy& policy, const PciDevice& d) {
+  auto match = policy.match_pci(d);
+  return match ? std::vector<std::string>{match->target_vm} : std::vector<std::string>{};
+}
+
 std::optional<std::string> usb_where(const DeviceManager& m, const UsbDevice& d) {
   if (const auto* a = m.placements().attachment(d)) return a->vm;
   return m.placements().wanted(d);
@@ -136,41 +146,29 @@ std::optional<std::string> scope_denial(const DeviceManager& m, const Grant& gra
   const auto& policy = m.policy();
   if (const auto* a = std::get_if<UsbAttach>(&command)) {
     for (const auto& d : m.select(a->selector)) {
-      auto match = policy.match_usb(d);
-      auto name = friendly_name(d);
-      if (auto why = device_denial(grant, "usb_attach", name, usb_where(m, d), match ? match->vms() : std::vector<std::string>{}))
-        return why;
+      auto vms = offered(policy, d);
+      if (auto why = device_denial(grant, "usb_attach", friendly_name(d), usb_where(m, d), vms)) return why;
       // Where it would go: the VM asked for, else every VM its rule may send it to.
-      auto targets = a->vm ? std::vector<std::string>{*a->vm} : match ? match->vms() : std::vector<std::string>{};
-      if (auto why = target_denial(grant, "usb_attach", name, targets)) return why;
+      if (auto why = target_denial(grant, "usb_attach", friendly_name(d), a->vm ? std::vector<std::string>{*a->vm} : vms)) return why;
     }
     return std::nullopt;
   }
   if (const auto* d = std::get_if<UsbDetach>(&command)) {
-    for (const auto& device : m.select(d->selector)) {
-      auto match = policy.match_usb(device);
-      if (auto why = device_denial(grant, "usb_detach", friendly_name(device), usb_where(m, device),
-                                   match ? match->vms() : std::vector<std::string>{}))
-        return why;
-    }
+    for (const auto& device : m.select(d->selector))
+      if (auto why = device_denial(grant, "usb_detach", friendly_name(device), usb_where(m, device), offered(policy, device))) return why;
     return std::nullopt;
   }
   if (const auto* a = std::get_if<PciAttach>(&command)) {
     for (const auto& d : m.select(a->selector)) {
-      auto match = policy.match_pci(d);
-      auto offered = match ? std::vector<std::string>{match->target_vm} : std::vector<std::string>{};
-      if (auto why = device_denial(grant, "pci_attach", friendly_name(d), pci_where(m, d), offered)) return why;
-      if (auto why = target_denial(grant, "pci_attach", friendly_name(d), a->vm ? std::vector<std::string>{*a->vm} : offered))
-        return why;
+      auto vms = offered(policy, d);
+      if (auto why = device_denial(grant, "pci_attach", friendly_name(d), pci_where(m, d), vms)) return why;
+      if (auto why = target_denial(grant, "pci_attach", friendly_name(d), a->vm ? std::vector<std::string>{*a->vm} : vms)) return why;
     }
     return std::nullopt;
   }
   if (const auto* d = std::get_if<PciDetach>(&command)) {
-    for (const auto& device : m.select(d->selector)) {
-      auto match = policy.match_pci(device);
-      auto offered = match ? std::vector<std::string>{match->target_vm} : std::vector<std::string>{};
-      if (auto why = device_denial(grant, "pci_detach", friendly_name(device), pci_where(m, device), offered)) return why;
-    }
+    for (const auto& device : m.select(d->selector))
+      if (auto why = device_denial(grant, "pci_detach", friendly_name(device), pci_where(m, device), offered(policy, device))) return why;
     return std::nullopt;
   }
   if (const auto* s = std::get_if<UsbSuspend>(&command)) return vm_denial(grant, "usb_suspend", s->vm);
@@ -182,24 +180,17 @@ std::optional<std::string> scope_denial(const DeviceManager& m, const Grant& gra
 
 bool concerns(const DeviceManager& m, const Grant& grant, const ManagerEvent& event) {
   if (grant.everywhere()) return true;
-  auto usb = [&](const UsbDevice& d, const std::optional<std::string>& vm) {
-    if (vm && grant.manages(*vm)) return true;
-    auto match = m.policy().match_usb(d);
-    return match && grant.manages_any(match->vms());
-  };
-  auto pci = [&](const PciDevice& d, const std::optional<std::string>& vm) {
-    if (vm && grant.manages(*vm)) return true;
-    auto match = m.policy().match_pci(d);
-    return match && grant.manages(match->target_vm);
+  auto device = [&](const auto& d, const std::optional<std::string>& vm) {
+    return (vm && grant.manages(*vm)) || grant.manages_any(offered(m.policy(), d));
   };
   return std::visit(
       [&](const auto& e) -> bool {
         using E = std::decay_t<decltype(e)>;
-        if constexpr (std::is_same_v<E, UsbAttached> || std::is_same_v<E, UsbDetached>) return usb(e.device, e.vm);
-        else if constexpr (std::is_same_v<E, UsbConnected> || std::is_same_v<E, UsbDisconnected>) return usb(e.device, std::nullopt);
+        if constexpr (std::is_same_v<E, UsbAttached> || std::is_same_v<E, UsbDetached>) return device(e.device, e.vm);
+        else if constexpr (std::is_same_v<E, UsbConnected> || std::is_same_v<E, UsbDisconnected>) return device(e.device, std::nullopt);
         else if constexpr (std::is_same_v<E, UsbSelectVm>) return grant.manages_any(e.allowed_vms);
-        else if constexpr (std::is_same_v<E, PciAttached> || std::is_same_v<E, PciDetached>) return pci(e.device, e.vm);
-        else if constexpr (std::is_same_v<E, PciConnected> || std::is_same_v<E, PciDisconnected>) return pci(e.device, std::nullopt);
+        else if constexpr (std::is_same_v<E, PciAttached> || std::is_same_v<E, PciDetached>) return device(e.device, e.vm);
+        else if constexpr (std::is_same_v<E, PciConnected> || std::is_same_v<E, PciDisconnected>) return device(e.device, std::nullopt);
         else return grant.manages(e.vm);  // VmStarted, VmStopped
       },
       event);
