@@ -10,7 +10,7 @@ packages=(
 )
 
 # `deps.sh packaging`: what building, checking and installing the Debian package needs.
-[ "${1:-}" = packaging ] && packages=(dpkg-dev debhelper scdoc lintian systemd man-db
+[ "${1:-}" = packaging ] && packages=(dpkg-dev debhelper scdoc lintian systemd systemd-container man-db
   cmake ninja-build pkg-config g++ libudev-dev libboost-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libsystemd-dev libkmod-dev libre2-dev)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian package from the tree's tracked files, checks it with lintian, installs it,
-# verifies the installed unit and config, and purges it again: purge must leave nothing behind but
-# the state directory. Needs root (dpkg -i); called by scripts/test.sh.
+# verifies the installed unit and config, runs it as a service under systemd
+# (scripts/service_check.sh), and purges it again: purge must leave nothing behind but the state
+# directory. Needs root (dpkg -i); called by scripts/test.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh" packaging
@@ -30,6 +31,7 @@ vhotplugd --check-config /etc/vhotplug.conf
 [ "$(vhotplugd --version)" = "vhotplugd $version" ]
 [ "$(vhotplugcli --version)" = "vhotplugcli $version" ]
 [ "$(stat -c %a /var/lib/vhotplug)" = 750 ]
+"$root/scripts/service_check.sh"
 
 dpkg --purge vhotplugd
 left=()

@@ -1,11 +1,20 @@
 // Operating the daemon: `status` through vhotplugctl, systemd's notify protocol (READY, STATUS,
-// WATCHDOG from the loop, RELOADING, STOPPING) on a real datagram socket, and the one version.
+// WATCHDOG from the loop, RELOADING, STOPPING) on a real datagram socket, the journal's native
+// protocol with the lines' fields, and the one version.
+#include <atomic>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <regex>
+#include <thread>
 
 #include <poll.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -101,11 +110,11 @@ class NotifySocket {
     if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("notify socket");
   }
   ~NotifySocket() { ::close(fd_); }
-  // The next message, or "" after 10 s.
-  std::string next() {
+  // The next message, or "" after `limit`.
+  std::string next(std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 10'000) != 1) return "";
-    char buffer[4096];
+    if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) return "";
+    char buffer[65536];
     auto n = ::recv(fd_, buffer, sizeof buffer, 0);
     return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : "";
   }
@@ -142,6 +151,91 @@ TEST_F(Service, WithoutAWatchdogNoPings) {
   EXPECT_TRUE(systemd.next().starts_with("READY=1\n"));
   EXPECT_EQ(daemon->stop(SIGTERM), 0);
   EXPECT_EQ(systemd.next(), "STOPPING=1");  // nothing in between
+}
+
+// The fields of one journal datagram (systemd's native protocol: KEY=value lines, or KEY, a
+// little-endian 64-bit length and the value for values with a newline).
+std::map<std::string, std::string> journal_fields(const std::string& datagram) {
+  std::map<std::string, std::string> fields;
+  std::size_t at = 0;
+  while (at < datagram.size()) {
+    auto nl = datagram.find('\n', at);
+    if (nl == std::string::npos) break;
+    auto line = datagram.substr(at, nl - at);
+    if (auto eq = line.find('='); eq != std::string::npos) {
+      fields[line.substr(0, eq)] = line.substr(eq + 1);
+      at = nl + 1;
+      continue;
+    }
+    std::uint64_t size = 0;
+    if (nl + 1 + sizeof size > datagram.size()) break;
+    std::memcpy(&size, datagram.data() + nl + 1, sizeof size);
+    fields[line] = datagram.substr(nl + 1 + sizeof size, size);
+    at = nl + 1 + sizeof size + size + 1;
+  }
+  return fields;
+}
+
+TEST_F(Service, UnderSystemdItWritesToTheJournalWithPrioritiesAndTheLinesFields) {
+  const std::string journal = "/run/systemd/journal/socket";
+  if (test::Fd probe(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)); std::filesystem::exists(journal)) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", journal.c_str());
+    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      GTEST_SKIP() << "a journal runs on this machine: its socket is not the test's to take";
+    std::filesystem::remove(journal);  // left by an earlier run of this test
+  }
+  std::filesystem::create_directories("/run/systemd/journal");
+  // journald reads at once: a full socket queue would block the daemon's writes.
+  NotifySocket journald(journal);
+  struct Unlink {
+    std::string path;
+    ~Unlink() { std::filesystem::remove(path); }
+  } unlink{journal};
+  std::mutex mutex;
+  std::vector<std::map<std::string, std::string>> entries;
+  std::atomic<bool> done{false};
+  std::jthread reader([&] {
+    while (!done) {
+      auto datagram = journald.next(std::chrono::milliseconds(100));
+      if (datagram.empty()) continue;
+      std::lock_guard lock(mutex);
+      entries.push_back(journal_fields(datagram));
+    }
+  });
+  auto entry = [&](const std::string& start) {
+    std::lock_guard lock(mutex);
+    for (const auto& e : entries)
+      if (e.at("MESSAGE").starts_with(start)) return e;
+    return std::map<std::string, std::string>{};
+  };
+
+  // Rights that let the CLI list and ask for VMM args (of a VM with no PCI device), but not suspend.
+  config["pciPassthrough"] = json::array();
+  config["general"]["api"]["permissions"] = {{{"users", {::getpwuid(::getuid())->pw_name}}, {"actions", {"list", "vmm_args"}}}};
+  write_config();
+  // systemd names the stream it gave the service as standard error: the daemon logs natively then.
+  std::ofstream(dir / "daemon.log").flush();
+  struct stat log {};
+  ASSERT_EQ(::stat((dir / "daemon.log").c_str(), &log), 0);
+  auto daemon = start({"JOURNAL_STREAM=" + std::to_string(log.st_dev) + ":" + std::to_string(log.st_ino)});
+  auto args = test::run_capture(ctl({"vmm", "args", "--vm", "vm1"}));
+  EXPECT_EQ(args.exit_code, 0) << args.out << args.err;
+  EXPECT_NE(test::run_capture(ctl({"usb", "suspend"})).exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return !entry("api: permission denied to ").empty(); }));
+  done = true;
+  reader.join();
+
+  auto plugged = entry("PCI added 0000:00:14.3 "), vm_args = entry("VMM args for vm1"), denied = entry("api: permission denied to ");
+  EXPECT_EQ(plugged["VHOTPLUG_DEVICE"], "pci-0000:00:14.3");
+  EXPECT_EQ(plugged["PRIORITY"], "6");
+  EXPECT_EQ(plugged["SYSLOG_IDENTIFIER"], "vhotplugd");
+  EXPECT_EQ(plugged.count("VHOTPLUG_VM"), 0u);
+  EXPECT_EQ(vm_args["VHOTPLUG_VM"], "vm1");
+  EXPECT_EQ(denied["VHOTPLUG_CALLER"], "unix uid " + std::to_string(::getuid()));
+  EXPECT_EQ(denied["PRIORITY"], "4");
+  EXPECT_EQ(test::read_file(dir / "daemon.log"), "");  // nothing went to standard error instead
 }
 
 // One version: CMake's project version is what both binaries print and what the package carries.

@@ -10,9 +10,20 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/log_fields.h"
+
 namespace vhp {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// The log fields of a line about a client: its caller identity (none for a refused one, which has no session).
+LogFields about_client(const Session& session) {
+  return session.caller.transport.empty() ? LogFields() : LogFields().caller(session.caller.identity());
+}
+
+}  // namespace
 
 Connection::Connection(Socket socket, std::string peer, Protocol& protocol, ConnectionLimits limits, OnClosed on_closed,
                        RunCommand run_command, PendingEvents pending_events, Session session)
@@ -35,7 +46,7 @@ std::function<void(std::exception_ptr)> Connection::on_failure() {
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      spdlog::error("api: {}: {}; closing the connection", self->peer_, ex.what());
+      about_client(self->session_).error("api: {}: {}; closing the connection", self->peer_, ex.what());
     }
     self->close();
   };
@@ -47,7 +58,8 @@ void Connection::start() {
   first_request_.async_wait([weak = std::weak_ptr<Connection>(self)](boost::system::error_code ec) {
     auto conn = weak.lock();
     if (ec || !conn) return;
-    spdlog::info("api: {} sent no complete request within {} ms; closing", conn->peer_, conn->limits_.first_request_timeout.count());
+    about_client(conn->session_)
+        .info("api: {} sent no complete request within {} ms; closing", conn->peer_, conn->limits_.first_request_timeout.count());
     conn->close();
   });
   asio::co_spawn(socket_.get_executor(), [self] { return self->read_loop(); }, on_failure());
@@ -63,7 +75,7 @@ void Connection::refuse(const std::string& line) {
 
 void Connection::send(std::string line) {
   if (closed_ || queue_.push(std::move(line))) return;
-  spdlog::warn("api: {} is not reading ({} bytes waiting); disconnecting it", peer_, queue_.bytes());
+  about_client(session_).warn("api: {} is not reading ({} bytes waiting); disconnecting it", peer_, queue_.bytes());
   close();
 }
 
@@ -87,7 +99,7 @@ asio::awaitable<void> Connection::read_loop() {
     std::size_t n = co_await asio::async_read_until(socket_, asio::dynamic_buffer(input_, limits_.max_line_bytes + 1),
                                                     '\n', asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::not_found) {  // answered; the rest of that line is skipped and the next one served
-      spdlog::warn("api: {} sent a line over {} bytes; skipping it", peer_, limits_.max_line_bytes);
+      about_client(session_).warn("api: {} sent a line over {} bytes; skipping it", peer_, limits_.max_line_bytes);
       send(Protocol::to_line(Protocol::line_too_long(limits_.max_line_bytes)));
       input_.clear();
       if (!co_await skip_line()) {
@@ -149,7 +161,7 @@ asio::awaitable<void> Connection::write_loop() {
     deadline_.async_wait([weak](boost::system::error_code ec) {
       auto conn = weak.lock();
       if (ec || !conn) return;
-      spdlog::warn("api: sending to {} timed out; disconnecting it", conn->peer_);
+      about_client(conn->session_).warn("api: sending to {} timed out; disconnecting it", conn->peer_);
       conn->close();
     });
     boost::system::error_code ec;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/wire.h"
+#include "common/log_fields.h"
 
 namespace vhp {
 namespace {
@@ -190,7 +191,7 @@ Outcome Protocol::handle(std::string_view line, Session& session) {
 
 Outcome Protocol::deny(const Session& session, const std::string& action, const std::string& why) {
   if (denials_logged_.insert(session.caller.identity() + " " + action).second)
-    spdlog::warn("api: permission denied to {}: {}", session.caller.describe(), why);
+    LogFields().caller(session.caller.identity()).warn("api: permission denied to {}: {}", session.caller.describe(), why);
   return {failed("Permission denied: " + why)};
 }
 

@@ -11,6 +11,7 @@
 
 #include "api/transports.h"
 #include "api/wire.h"
+#include "common/log_fields.h"
 
 namespace vhp {
 
@@ -87,8 +88,9 @@ std::optional<std::string> ApiServer::refusal(const Peer& peer) const {
 void ApiServer::log_refusal_once(const Peer& peer, const std::string& reason) {
   auto identity = peer.transport + (peer.cid ? " cid " + std::to_string(*peer.cid) : "") +
                   (peer.cred ? " uid " + std::to_string(peer.cred->uid) : "") + ": " + reason;
-  if (refused_logged_.insert(identity).second) spdlog::warn("api: refused {}: {}", peer.describe(), reason);
-  else spdlog::debug("api: refused {}: {}", peer.describe(), reason);
+  auto fields = LogFields().caller(peer.caller().identity());
+  if (refused_logged_.insert(identity).second) fields.warn("api: refused {}: {}", peer.describe(), reason);
+  else fields.debug("api: refused {}: {}", peer.describe(), reason);
 }
 
 void ApiServer::admit(Connection::Socket socket, const Peer& peer) {
@@ -117,7 +119,7 @@ void ApiServer::admit(Connection::Socket socket, const Peer& peer) {
                                            std::move(run), std::move(pending), std::move(session));
   connections_.emplace(conn.get(), conn);
   ++per_transport_[peer.transport];
-  spdlog::debug("api: client {} connected ({} now)", peer.describe(), connections_.size());
+  LogFields().caller(peer.caller().identity()).debug("api: client {} connected ({} now)", peer.describe(), connections_.size());
   conn->start();
 }
 

@@ -11,6 +11,8 @@
 #include <spdlog/spdlog.h>
 
 #include "device/printable.h"
+#include "manager/identity.h"
+#include "manager/pci_placements.h"
 #include "manager/stored_crosvm_usb_ports.h"
 
 namespace vhp {
@@ -40,13 +42,15 @@ void log_event(const DeviceEvent& event) {
       [](const auto& e) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, UsbEvent>)
-          spdlog::info("USB {} {} {}:{} {} {}{}", to_string(e.action), e.device.sys_name, e.device.vid, e.device.pid,
-                       printable(e.device.vendor_name.value_or("?")), printable(e.device.product_name.value_or("?")), e.device.is_hub ? " (hub)" : "");
+          about(e.device).info("USB {} {} {}:{} {} {}{}", to_string(e.action), e.device.sys_name, e.device.vid, e.device.pid,
+                               printable(e.device.vendor_name.value_or("?")), printable(e.device.product_name.value_or("?")),
+                               e.device.is_hub ? " (hub)" : "");
         else if constexpr (std::is_same_v<T, PciEvent>)
-          spdlog::info("PCI {} {} {}:{} {} {}", to_string(e.action), e.device.address, e.device.vid, e.device.did,
-                       printable(e.device.vendor_name.value_or("?")), printable(e.device.device_name.value_or("?")));
+          about(e.device).info("PCI {} {} {}:{} {} {}", to_string(e.action), e.device.address, e.device.vid, e.device.did,
+                               printable(e.device.vendor_name.value_or("?")), printable(e.device.device_name.value_or("?")));
         else
-          spdlog::info("input {} {} {} bus {}", to_string(e.action), e.device.sys_name, friendly_name(e.device), e.device.bus.value_or("?"));
+          about(e.device).info("input {} {} {} bus {}", to_string(e.action), e.device.sys_name, friendly_name(e.device),
+                               e.device.bus.value_or("?"));
       },
       event);
 }

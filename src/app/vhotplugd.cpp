@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 
 #include <sys/stat.h>
 
@@ -9,10 +10,10 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "app/daemon.h"
+#include "app/journal_sink.h"
 
 namespace {
 
@@ -39,7 +40,7 @@ int check_config(const std::string& path) {
 }
 
 // Started by systemd with standard error going to the journal (JOURNAL_STREAM names that stream):
-// then log to the journal itself, with priorities.
+// then log to the journal itself, with priorities and fields.
 bool stderr_is_the_journal() {
   const char* stream = std::getenv("JOURNAL_STREAM");
   struct stat st {};
@@ -73,8 +74,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("vhotplugd ") + VHP_VERSION);
   CLI11_PARSE(app, argc, argv);
   // stdout is for --list-devices
-  spdlog::set_default_logger(stderr_is_the_journal() ? spdlog::systemd_logger_mt("vhotplugd", "vhotplugd")
-                                                     : spdlog::stderr_color_mt("vhotplugd"));
+  spdlog::set_default_logger(stderr_is_the_journal()
+                                 ? std::make_shared<spdlog::logger>("vhotplugd", std::make_shared<vhp::JournalSink>("vhotplugd"))
+                                 : spdlog::stderr_color_mt("vhotplugd"));
   spdlog::set_level(debug ? spdlog::level::debug : spdlog::level::info);
   if (!check_path.empty()) return check_config(check_path);
 

@@ -25,14 +25,15 @@ struct Caller {
 // Why a state change happened, for the log line that records it.
 struct Cause {
   std::string text;
-  static Cause request(const Caller& caller) { return {"request from " + caller.describe()}; }
-  static Cause plug() { return {"plug"}; }
-  static Cause unplug() { return {"unplug"}; }
-  static Cause start() { return {"start-up (-a)"}; }
-  static Cause vm_up(const std::string& vm) { return {"VM " + vm + " came up"}; }
-  static Cause vm_down(const std::string& vm) { return {"VM " + vm + " went down"}; }
-  static Cause policy() { return {"the rules no longer allow it"}; }
-  static Cause reload() { return {"the reloaded rules allow it"}; }
+  std::string caller;  // the API caller's identity() when a request caused it (a log field)
+  static Cause request(const Caller& caller) { return {"request from " + caller.describe(), caller.identity()}; }
+  static Cause plug() { return {"plug", ""}; }
+  static Cause unplug() { return {"unplug", ""}; }
+  static Cause start() { return {"start-up (-a)", ""}; }
+  static Cause vm_up(const std::string& vm) { return {"VM " + vm + " came up", ""}; }
+  static Cause vm_down(const std::string& vm) { return {"VM " + vm + " went down", ""}; }
+  static Cause policy() { return {"the rules no longer allow it", ""}; }
+  static Cause reload() { return {"the reloaded rules allow it", ""}; }
 };
 
 }  // namespace vhp

@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log_fields.h"
 #include "vmm/cold_plug_args.h"
 
 namespace vhp {
@@ -96,12 +97,12 @@ std::vector<std::string> ColdPlug::acpi_tables(const Policy& policy, const std::
   for (const auto& t : policy.acpi_tables(vm)) {
     struct stat st{};
     if (::stat(t.acpi_table.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      spdlog::warn("ACPI table {} doesn't exist on the system", t.acpi_table);
+      about_vm(vm).warn("ACPI table {} doesn't exist on the system", t.acpi_table);
       continue;
     }
     if (t.set_user || t.set_group) {
       if (auto error = chown_table(t)) {
-        spdlog::warn("Failed to chown ACPI table {}: {}", t.acpi_table, *error);
+        about_vm(vm).warn("Failed to chown ACPI table {}: {}", t.acpi_table, *error);
         continue;
       }
     }
@@ -132,7 +133,7 @@ asio::awaitable<std::vector<std::string>> ColdPlug::args(VmmArgs request) {
   for (const auto& d : manager_.registry().evdev_devices())
     if (auto match = policy->match_evdev(d); match && match->target_vm == request.vm) plan.evdev_nodes.push_back(d.device_node);
   auto args = cold_plug_args(vm->type, plan);
-  spdlog::info("VMM args for {}: {}", request.vm, fmt::join(args, " "));
+  about_vm(request.vm).info("VMM args for {}: {}", request.vm, fmt::join(args, " "));
   co_return args;
 }
 

@@ -5,6 +5,7 @@
 
 #include "common/log_failure.h"
 #include "manager/error_of.h"
+#include "manager/identity.h"
 #include "manager/passthrough.h"
 
 namespace vhp {
@@ -79,7 +80,7 @@ asio::awaitable<void> EvdevPassthrough::move(EvdevDevice d, std::string from, st
 asio::awaitable<void> EvdevPassthrough::attach(EvdevDevice d, std::string vm_name) {
   auto* vm = owner_.vm(vm_name);
   if (!vm || vm->unsupported() || !vm->running()) {
-    spdlog::info("evdev {}: VM {} is not running; it gets the device when it comes up", friendly_name(d), vm_name);
+    about(d).vm(vm_name).info("evdev {}: VM {} is not running; it gets the device when it comes up", friendly_name(d), vm_name);
     co_return;
   }
   if (manager_.evdev_attachments().contains(d.sys_path) || !in_flight_.insert(d.sys_path).second) co_return;
@@ -88,14 +89,15 @@ asio::awaitable<void> EvdevPassthrough::attach(EvdevDevice d, std::string vm_nam
   {
     InFlight guard{alive, in_flight_, d.sys_path};
     if (grabbed_elsewhere_(d.device_node)) {
-      spdlog::info("evdev {}: grabbed by another process, likely already in the VM; not adding it again", friendly_name(d));
+      about(d).vm(vm_name)
+          .info("evdev {}: grabbed by another process, likely already in the VM; not adding it again", friendly_name(d));
       co_return;
     }
-    spdlog::info("evdev {}: attaching to {}", friendly_name(d), vm_name);
+    about(d).vm(vm_name).info("evdev {}: attaching to {}", friendly_name(d), vm_name);
     auto error = co_await error_of(vm->attach_evdev(d));
     if (!*alive) co_return;
     if (!error.empty()) {
-      spdlog::error("evdev {}: attaching to {} failed: {}", friendly_name(d), vm_name, error);
+      about(d).vm(vm_name).error("evdev {}: attaching to {} failed: {}", friendly_name(d), vm_name, error);
       manager_.vm_failed(vm_name, "evdev " + friendly_name(d) + ": attach failed: " + error);
       co_return;
     }
@@ -104,10 +106,11 @@ asio::awaitable<void> EvdevPassthrough::attach(EvdevDevice d, std::string vm_nam
     if (!vm->running()) co_return;  // it went down with the device: it gets it again when it comes up
     if (manager_.registry().find_evdev(d.sys_path) && match && match->target_vm == vm_name) {
       manager_.evdev_attachments()[d.sys_path] = vm_name;
-      spdlog::info("evdev {}: attached to {}", friendly_name(d), vm_name);
+      about(d).vm(vm_name).info("evdev {}: attached to {}", friendly_name(d), vm_name);
       co_return;
     }
-    spdlog::info("evdev {}: unplugged or no longer for {} during the attach; taking it out again", friendly_name(d), vm_name);
+    about(d).vm(vm_name).info("evdev {}: unplugged or no longer for {} during the attach; taking it out again", friendly_name(d),
+                              vm_name);
     co_await detach(d, vm_name);
     if (!*alive || !match || !manager_.registry().find_evdev(d.sys_path) || !wanted_.contains(d.sys_path)) co_return;
     next = match->target_vm;
@@ -123,8 +126,8 @@ asio::awaitable<void> EvdevPassthrough::detach(EvdevDevice d, std::string vm_nam
   auto* vm = owner_.vm(vm_name);
   if (!vm || !vm->running()) co_return;  // a VM that is down holds nothing
   auto error = co_await error_of(vm->detach_evdev(d));
-  if (!error.empty()) spdlog::error("evdev {}: removing it from {} failed: {}", friendly_name(d), vm_name, error);
-  else spdlog::info("evdev {}: detached from {}", friendly_name(d), vm_name);
+  if (!error.empty()) about(d).vm(vm_name).error("evdev {}: removing it from {} failed: {}", friendly_name(d), vm_name, error);
+  else about(d).vm(vm_name).info("evdev {}: detached from {}", friendly_name(d), vm_name);
 }
 
 }  // namespace vhp

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "common/log_fields.h"
+#include "device/evdev_device.h"
 #include "device/usb_device.h"
 
 namespace vhp {
@@ -16,5 +18,9 @@ std::string friendly_name(const UsbDevice& d);
 // files the reference wrote: the "None" form.
 std::string persistent_id(const UsbDevice& d);
 std::vector<std::string> persistent_id_fallbacks(const UsbDevice& d);
+
+// The log fields of a line about a device: its persistent id (USB, PCI) or its node (input).
+inline LogFields about(const UsbDevice& d) { return LogFields().device(persistent_id(d)); }
+inline LogFields about(const EvdevDevice& d) { return LogFields().device(d.device_node); }
 
 }  // namespace vhp

@@ -68,7 +68,7 @@ void Passthrough::start() {
   stopped_ = false;
   for (const auto& config : manager_.policy().config().vms) {
     auto vm = make_vm_(config);
-    if (auto why = vm->unsupported()) spdlog::warn("vm {}: {}; devices for it stay on the host", config.name, *why);
+    if (auto why = vm->unsupported()) about_vm(config.name).warn("vm {}: {}; devices for it stay on the host", config.name, *why);
     auto alive = alive_;
     std::string name = config.name;
     vm->on_up = [this, alive, name] {
@@ -162,11 +162,11 @@ asio::awaitable<void> Passthrough::plugged(UsbDevice d, Arrival arrival) {
   auto match = manager_.policy().match_usb(d);
   if (!match) co_return;
   if (auto why = manager_.held_by_host(d)) {  // the host's own disk: no rule gives it away, nobody is asked
-    spdlog::warn("usb {}: {}", friendly_name(d), *why);
+    about(d).warn("usb {}: {}", friendly_name(d), *why);
     co_return;
   }
   if (placements_.is_disconnected(d)) {
-    spdlog::info("usb {}: detached by the user earlier; staying on the host", friendly_name(d));
+    about(d).info("usb {}: detached by the user earlier; staying on the host", friendly_name(d));
     co_return;
   }
   std::optional<std::string> vm = match->target_vm;
@@ -188,7 +188,8 @@ asio::awaitable<void> Passthrough::unplugged(UsbDevice d) {
     auto gone = *placements_.record_detached(d, Cause::unplug());
     std::string error;
     if (auto* vm = this->vm(gone.vm); vm && vm->running()) error = co_await error_of(vm->detach_usb(held_at(gone.busnum, gone.devnum)));
-    if (!error.empty()) spdlog::error("usb {}: unplugged, but removing it from {} failed: {}", friendly_name(d), gone.vm, error);
+    if (!error.empty())
+      about(d).vm(gone.vm).error("usb {}: unplugged, but removing it from {} failed: {}", friendly_name(d), gone.vm, error);
     manager_.publish(UsbDetached{d, gone.vm});
   }
   manager_.publish(UsbDisconnected{d});
@@ -206,22 +207,25 @@ std::string Passthrough::autoselect(const UsbDevice& d, const UsbMatch& match) c
 asio::awaitable<void> Passthrough::attach_when_possible(UsbDevice d, std::string vm_name, Cause cause) {
   auto* vm = this->vm(vm_name);
   if (!vm) {
-    spdlog::warn("usb {}: VM {} is {}; staying on the host", friendly_name(d), vm_name,
-                 manager_.policy().config().find_vm(vm_name) ? "not managed (added to the config since start?)"
-                                                             : "not found in the config file");
+    about(d).vm(vm_name).caller(cause.caller)
+        .warn("usb {}: VM {} is {}; staying on the host", friendly_name(d), vm_name,
+              manager_.policy().config().find_vm(vm_name) ? "not managed (added to the config since start?)"
+                                                          : "not found in the config file");
     co_return;
   }
   if (auto why = vm->unsupported()) {
-    spdlog::error("usb {}: cannot attach to {}: {}; staying on the host", friendly_name(d), vm_name, *why);
+    about(d).vm(vm_name).caller(cause.caller)
+        .error("usb {}: cannot attach to {}: {}; staying on the host", friendly_name(d), vm_name, *why);
     co_return;
   }
   if (!vm->running()) {
-    spdlog::info("usb {}: VM {} is not running; attaching when it starts", friendly_name(d), vm_name);
+    about(d).vm(vm_name).caller(cause.caller)
+        .info("usb {}: VM {} is not running; attaching when it starts", friendly_name(d), vm_name);
     co_return;
   }
   auto error = co_await error_of(attach(d, vm_name, cause));
   if (error.empty()) co_return;
-  spdlog::error("usb {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
+  about(d).vm(vm_name).caller(cause.caller).error("usb {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
   manager_.vm_failed(vm_name, "usb " + friendly_name(d) + ": attach failed: " + error);
 }
 
@@ -229,7 +233,7 @@ asio::awaitable<void> Passthrough::attach(UsbDevice d, std::string vm, Cause cau
   if (auto why = manager_.held_by_host(d)) throw VmError(*why);  // every path to a VM passes here, checked afresh
   if (const auto* a = placements_.attachment(d)) {
     if (a->vm == vm) co_return;
-    spdlog::info("usb {}: moving from {} to {}", friendly_name(d), a->vm, vm);
+    about(d).vm(vm).caller(cause.caller).info("usb {}: moving from {} to {}", friendly_name(d), a->vm, vm);
     co_await detach_or_log(d, cause, "removing it from its previous VM");
     if (auto why = manager_.held_by_host(d)) throw VmError(*why);  // mounted meanwhile
   }
@@ -250,7 +254,8 @@ asio::awaitable<void> Passthrough::attach(UsbDevice d, std::string vm, Cause cau
   else if (!match || !match->allows(vm)) undone = "is no longer allowed on " + vm + " (the config changed during the attach)";
   if (!undone.empty()) {
     auto error = co_await error_of(target.detach_usb(held_at(d.busnum, d.devnum)));
-    spdlog::info("usb {}: {}; taken out of {} again{}", friendly_name(d), undone, vm, error.empty() ? "" : " (failed: " + error + ")");
+    about(d).vm(vm).caller(cause.caller).info("usb {}: {}; taken out of {} again{}", friendly_name(d), undone, vm,
+                                              error.empty() ? "" : " (failed: " + error + ")");
     gate_.left_vm(d);
     throw VmError("USB device " + d.device_node + " " + undone);
   }
@@ -268,8 +273,10 @@ asio::awaitable<void> Passthrough::detach(UsbDevice d, Cause cause) {
 }
 
 asio::awaitable<void> Passthrough::detach_or_log(UsbDevice d, Cause cause, const char* what) {
-  auto error = co_await error_of(detach(d, std::move(cause)));
-  if (!error.empty()) spdlog::error("usb {}: {} failed: {}", friendly_name(d), what, error);
+  std::string vm;  // where it is, for the log line
+  if (const auto* a = placements_.attachment(d)) vm = a->vm;
+  auto error = co_await error_of(detach(d, cause));
+  if (!error.empty()) about(d).vm(vm).caller(cause.caller).error("usb {}: {} failed: {}", friendly_name(d), what, error);
 }
 
 asio::awaitable<void> Passthrough::vm_up(std::string name) {
@@ -284,7 +291,7 @@ asio::awaitable<void> Passthrough::vm_up(std::string name) {
   try {
     present = co_await vm->list_usb();
   } catch (const std::exception& e) {
-    spdlog::warn("vm {}: cannot list its USB devices: {}", name, e.what());
+    about_vm(name).warn("vm {}: cannot list its USB devices: {}", name, e.what());
   }
   for (const auto& held : present) {
     std::optional<UsbDevice> owner;
@@ -296,18 +303,19 @@ asio::awaitable<void> Passthrough::vm_up(std::string name) {
     if (belongs) {
       placements_.want(*owner, name, cause);
       if (placements_.attachment(*owner)) continue;
-      spdlog::info("vm {}: already holds {} ({})", name, friendly_name(*owner), held.id);
+      about(*owner).vm(name).caller(cause.caller).info("vm {}: already holds {} ({})", name, friendly_name(*owner), held.id);
       placements_.record_attached(*owner, name, cause);
       manager_.publish(UsbAttached{*owner, name});
       continue;
     }
     if (!named_by_us_or_the_reference(held)) {  // someone else's (a start script's): not ours to remove
-      spdlog::info("vm {}: holds {} (host {}:{}), not added by vhotplug; leaving it", name, held.id, held.hostbus, held.hostaddr);
+      about_vm(name).info("vm {}: holds {} (host {}:{}), not added by vhotplug; leaving it", name, held.id, held.hostbus,
+                          held.hostaddr);
       continue;
     }
-    spdlog::info("vm {}: removing stale {}", name, held.id);
+    about_vm(name).info("vm {}: removing stale {}", name, held.id);
     auto error = co_await error_of(vm->detach_usb(held));
-    if (!error.empty()) spdlog::warn("vm {}: removing stale {} failed: {}", name, held.id, error);
+    if (!error.empty()) about_vm(name).warn("vm {}: removing stale {} failed: {}", name, held.id, error);
   }
   // Then everything that belongs on this VM and is not there yet, if the rules still say so.
   std::vector<UsbDevice> due;
@@ -324,7 +332,7 @@ asio::awaitable<void> Passthrough::vm_up(std::string name) {
   for (const auto& d : due) co_await attach_when_possible(d, name, cause);
   evdev_.vm_up(name);
   co_await pci_.vm_up(name);
-  spdlog::info("vm {}: devices reconciled ({} USB held, {} due)", name, present.size(), due.size());
+  about_vm(name).info("vm {}: devices reconciled ({} USB held, {} due)", name, present.size(), due.size());
 }
 
 void Passthrough::vm_down(const std::string& name) {
@@ -339,7 +347,7 @@ void Passthrough::vm_down(const std::string& name) {
       if (placements_.record_detached(device, Cause::vm_down(name))) manager_.publish(UsbDetached{device, name});
       gate_.left_vm(device);
     }
-  if (!gone.empty()) spdlog::warn("vm {}: went away with {} USB device(s) attached", name, gone.size());
+  if (!gone.empty()) about_vm(name).warn("vm {}: went away with {} USB device(s) attached", name, gone.size());
 }
 
 Vm& Passthrough::usb_vm(const std::string& name) {
@@ -442,7 +450,7 @@ asio::awaitable<CommandResult> Passthrough::attach_command(UsbAttach command, Ca
       try {
         placements_.set_disconnected(d, true, cause);
       } catch (const StateError& e) {
-        spdlog::error("usb {}: {}", friendly_name(d), e.what());
+        about(d).vm(vm).caller(cause.caller).error("usb {}: {}", friendly_name(d), e.what());
       }
     }
     co_return CommandResult::failed(error);
@@ -487,7 +495,8 @@ asio::awaitable<CommandResult> Passthrough::suspend_command(UsbSuspend command, 
       const auto* d = manager_.registry().find_usb(path);
       if (!d) continue;
       if (auto match = manager_.policy().match_usb(*d); match && match->skip_on_suspend) {
-        spdlog::info("usb {}: stays in {} over the suspend (skipOnSuspend)", friendly_name(*d), name);
+        about(*d).vm(name).caller(cause.caller)
+            .info("usb {}: stays in {} over the suspend (skipOnSuspend)", friendly_name(*d), name);
         continue;
       }
       leaving.emplace_back(*d, name);
@@ -532,12 +541,13 @@ asio::awaitable<CommandResult> Passthrough::resume_command(UsbResume command, Ca
     placements_.want(d, vm, cause);
     placements_.answered(d);
     if (auto* target = this->vm(vm); !target || target->unsupported() || !target->running()) {  // not a failed attach
-      spdlog::info("usb {}: resume: VM {} cannot take it now; it stays wanted there", friendly_name(d), vm);
+      about(d).vm(vm).caller(cause.caller)
+          .info("usb {}: resume: VM {} cannot take it now; it stays wanted there", friendly_name(d), vm);
       continue;
     }
     auto error = co_await error_of(attach(d, vm, cause));
     if (error.empty()) continue;
-    spdlog::error("usb {}: resume: attach to {} failed: {}", friendly_name(d), vm, error);
+    about(d).vm(vm).caller(cause.caller).error("usb {}: resume: attach to {} failed: {}", friendly_name(d), vm, error);
     failures += (failures.empty() ? "" : "; ") + error;
   }
   if (!command.vm) placements_.forget_suspended();  // what did not come back is no longer the suspend's

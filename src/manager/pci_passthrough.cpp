@@ -33,6 +33,13 @@ bool named_by_us_or_the_reference(const VmPciDevice& held) {
 
 VmPciDevice held_at(const std::string& address) { return VmPciDevice{"", address}; }
 
+// The log fields of a line about a PCI device known only by its address (a group member).
+LogFields about_pci(const std::string& address) {
+  PciDevice d;
+  d.address = address;
+  return about(d);
+}
+
 }  // namespace
 
 PciPassthrough::PciPassthrough(asio::io_context& io, Passthrough& owner, DeviceManager& manager, VfioBinding& vfio, bool attach_connected)
@@ -50,7 +57,7 @@ void PciPassthrough::start() {
   if (!attach_connected_) return;
   for (const auto& [d, match] : manager_.pci_matched())
     if (!placements_.is_disconnected(d.address)) placements_.want(d, match.target_vm, Cause::start());
-    else spdlog::info("pci {}: detached by the user earlier; staying on the host", friendly_name(d));
+    else about(d).info("pci {}: detached by the user earlier; staying on the host", friendly_name(d));
 }
 
 void PciPassthrough::plugged(const PciDevice& d) {
@@ -58,7 +65,7 @@ void PciPassthrough::plugged(const PciDevice& d) {
   auto match = manager_.policy().match_pci(d);
   if (!match || match->skips(d)) return;
   if (placements_.is_disconnected(d.address)) {
-    spdlog::info("pci {}: detached by the user earlier; staying on the host", friendly_name(d));
+    about(d).info("pci {}: detached by the user earlier; staying on the host", friendly_name(d));
     return;
   }
   placements_.want(d, match->target_vm, Cause::plug());
@@ -70,18 +77,19 @@ void PciPassthrough::unplugged(const PciDevice& d) {
   if (auto vm = placements_.record_detached(d, Cause::unplug())) {
     manager_.publish(PciDetached{d, *vm});
     if (auto* v = owner_.vm(*vm); v && v->running()) {
-      auto detach_gone = [](Vm* v, std::string address, std::string vm) -> asio::awaitable<void> {
-        auto error = co_await error_of(v->detach_pci(held_at(address)));
-        if (!error.empty()) spdlog::warn("pci {}: removed from the host, but taking it out of {} failed: {}", address, vm, error);
+      auto detach_gone = [](Vm* v, PciDevice d, std::string vm) -> asio::awaitable<void> {
+        auto error = co_await error_of(v->detach_pci(held_at(d.address)));
+        if (!error.empty())
+          about(d).vm(vm).warn("pci {}: removed from the host, but taking it out of {} failed: {}", d.address, vm, error);
       };
-      spawn(detach_gone(v, d.address, *vm), "a PCI unplug");
+      spawn(detach_gone(v, d, *vm), "a PCI unplug");
     }
   }
   if (placements_.host_driver(d.address)) {
     try {
       placements_.forget_host_driver(d.address);  // gone from the host: nothing to give back
     } catch (const StateError& e) {
-      spdlog::error("pci {}: {}", friendly_name(d), e.what());
+      about(d).error("pci {}: {}", friendly_name(d), e.what());
     }
   }
   manager_.publish(PciDisconnected{d});
@@ -90,13 +98,14 @@ void PciPassthrough::unplugged(const PciDevice& d) {
 asio::awaitable<void> PciPassthrough::attach_when_possible(PciDevice d, std::string vm_name, Cause cause) {
   auto* vm = owner_.vm(vm_name);
   if (!vm || vm->unsupported() || !vm->running()) {
-    spdlog::info("pci {}: VM {} is not running{}; attaching when it starts", friendly_name(d), vm_name,
-                 vm && vm->unsupported() ? " (" + *vm->unsupported() + ")" : "");
+    about(d).vm(vm_name).caller(cause.caller)
+        .info("pci {}: VM {} is not running{}; attaching when it starts", friendly_name(d), vm_name,
+              vm && vm->unsupported() ? " (" + *vm->unsupported() + ")" : "");
     co_return;
   }
   auto error = co_await error_of(attach(d, vm_name, cause));
   if (error.empty()) co_return;
-  spdlog::error("pci {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
+  about(d).vm(vm_name).caller(cause.caller).error("pci {}: attach to {} failed: {}", friendly_name(d), vm_name, error);
   manager_.vm_failed(vm_name, "pci " + friendly_name(d) + ": attach failed: " + error);
 }
 
@@ -123,7 +132,7 @@ asio::awaitable<void> PciPassthrough::bind_host_side(PciDevice d) {
     try {
       placements_.forget_host_driver(member);
     } catch (const StateError& e) {
-      spdlog::error("pci {}: {}", member, e.what());
+      about_pci(member).error("pci {}: {}", member, e.what());
     }
   }
   throw VmError(error);
@@ -138,7 +147,7 @@ asio::awaitable<void> PciPassthrough::attach(PciDevice d, std::string vm, Cause 
   auto lock = co_await group_lock(d);
   if (auto in = placements_.vm_of(d.address)) {
     if (*in == vm) co_return;  // another attach got there first
-    spdlog::info("pci {}: moving from {} to {}", friendly_name(d), *in, vm);
+    about(d).vm(vm).caller(cause.caller).info("pci {}: moving from {} to {}", friendly_name(d), *in, vm);
     co_await detach_holding_lock(d, cause);
   }
   auto& target = owner_.running_vm(vm);
@@ -159,7 +168,8 @@ asio::awaitable<void> PciPassthrough::attach(PciDevice d, std::string vm, Cause 
   else if (!now || now->target_vm != vm) undone = "is no longer allowed on " + vm + " (the config changed during the attach)";
   if (!undone.empty()) {
     auto failed = co_await error_of(target.detach_pci(held_at(d.address)));
-    spdlog::info("pci {}: {}; taken out of {} again{}", friendly_name(d), undone, vm, failed.empty() ? "" : " (failed: " + failed + ")");
+    about(d).vm(vm).caller(cause.caller).info("pci {}: {}; taken out of {} again{}", friendly_name(d), undone, vm,
+                                              failed.empty() ? "" : " (failed: " + failed + ")");
     if (failed.empty()) give_back_group(d);
     throw VmError("PCI device " + d.address + " " + undone);
   }
@@ -174,14 +184,17 @@ asio::awaitable<void> PciPassthrough::attach(PciDevice d, std::string vm, Cause 
     if (!member || address == d.address || (member->pci_class == 0x06 && member->pci_subclass == 0x04)) continue;
     if (manager_.policy().match_pci(*member) || placements_.is_disconnected(address)) continue;
     if (auto in = placements_.vm_of(address)) {
-      if (*in != vm) spdlog::warn("pci {}: in the IOMMU group of {}, but attached to {}; leaving it", address, d.address, *in);
+      if (*in != vm)
+        about(*member).vm(*in).caller(cause.caller)
+            .warn("pci {}: in the IOMMU group of {}, but attached to {}; leaving it", address, d.address, *in);
       continue;
     }
     PciDevice m = *member;
     placements_.want(m, vm, cause);
     auto member_error = co_await error_of(target.attach_pci(m, root_bus));
     if (!member_error.empty()) {
-      spdlog::error("pci {}: attach to {} with its IOMMU group failed: {}", friendly_name(m), vm, member_error);
+      about(m).vm(vm).caller(cause.caller)
+          .error("pci {}: attach to {} with its IOMMU group failed: {}", friendly_name(m), vm, member_error);
       continue;
     }
     placements_.record_attached(m, vm, cause);
@@ -202,7 +215,7 @@ asio::awaitable<void> PciPassthrough::give_back_if_released(Vm& vm, PciDevice d)
     if (std::ranges::find(d.iommu_group_members, h.host) != d.iommu_group_members.end() || h.host == d.address)
       why = vm.name() + " holds " + h.host + " (" + h.id + ")";
   if (!why.empty()) {
-    spdlog::warn("pci {}: stays on vfio-pci: {}", d.address, why);
+    about(d).vm(vm.name()).warn("pci {}: stays on vfio-pci: {}", d.address, why);
     co_return;
   }
   give_back_group(d);
@@ -232,8 +245,9 @@ asio::awaitable<void> PciPassthrough::detach_holding_lock(PciDevice d, Cause cau
 }
 
 asio::awaitable<void> PciPassthrough::detach_or_log(PciDevice d, Cause cause, const char* what) {
-  auto error = co_await error_of(detach(d, std::move(cause)));
-  if (!error.empty()) spdlog::error("pci {}: {} failed: {}", friendly_name(d), what, error);
+  std::string vm = placements_.vm_of(d.address).value_or("");  // where it is, for the log line
+  auto error = co_await error_of(detach(d, cause));
+  if (!error.empty()) about(d).vm(vm).caller(cause.caller).error("pci {}: {} failed: {}", friendly_name(d), what, error);
 }
 
 void PciPassthrough::give_back_group(const PciDevice& d) {
@@ -241,12 +255,12 @@ void PciPassthrough::give_back_group(const PciDevice& d) {
   if (members.empty()) members.push_back(d.address);
   for (const auto& address : members)
     if (auto vm = placements_.vm_of(address)) {
-      spdlog::info("pci {}: stays on vfio-pci: {} of its IOMMU group is in {}", d.address, address, *vm);
+      about(d).vm(*vm).info("pci {}: stays on vfio-pci: {} of its IOMMU group is in {}", d.address, address, *vm);
       return;
     }
   auto match = manager_.policy().match_pci(d);
   if (match && !match->restore_host_driver) {
-    spdlog::info("pci {}: stays on vfio-pci (restoreHostDriver is off)", d.address);
+    about(d).info("pci {}: stays on vfio-pci (restoreHostDriver is off)", d.address);
     return;
   }
   for (const auto& address : members) {
@@ -256,7 +270,8 @@ void PciPassthrough::give_back_group(const PciDevice& d) {
       vfio_.give_back(address, *driver);
       placements_.forget_host_driver(address);
     } catch (const std::exception& e) {
-      spdlog::error("pci {}: giving it back to {} failed: {}", address, driver->empty() ? "the host" : *driver, e.what());
+      about_pci(address).error("pci {}: giving it back to {} failed: {}", address, driver->empty() ? "the host" : *driver,
+                               e.what());
     }
   }
 }
@@ -271,7 +286,7 @@ asio::awaitable<void> PciPassthrough::vm_up(std::string name) {
   try {
     present = co_await vm->list_pci();
   } catch (const std::exception& e) {
-    spdlog::warn("vm {}: cannot list its PCI devices: {}", name, e.what());
+    about_vm(name).warn("vm {}: cannot list its PCI devices: {}", name, e.what());
   }
   for (const auto& held : present) {
     std::optional<PciDevice> owner;  // a copy: the registry may change while this awaits
@@ -282,19 +297,21 @@ asio::awaitable<void> PciPassthrough::vm_up(std::string name) {
     if (belongs) {
       placements_.want(*owner, name, cause);
       if (placements_.vm_of(held.host)) continue;
-      spdlog::info("vm {}: already holds {} ({})", name, friendly_name(*owner), held.id);
+      about(*owner).vm(name).caller(cause.caller).info("vm {}: already holds {} ({})", name, friendly_name(*owner), held.id);
       placements_.record_attached(*owner, name, cause);
       manager_.publish(PciAttached{*owner, name});
       continue;
     }
     if (!named_by_us_or_the_reference(held)) {
-      spdlog::info("vm {}: holds {} (host {}), not added by vhotplug; leaving it", name, held.id, held.host);
+      about_pci(held.host).vm(name)
+          .info("vm {}: holds {} (host {}), not added by vhotplug; leaving it", name, held.id, held.host);
       continue;
     }
-    spdlog::info("vm {}: removing {} (host {}): {}", name, held.id, held.host,
-                 owner && placements_.is_disconnected(held.host) ? "detached by the user" : "it no longer belongs there");
+    about_pci(held.host).vm(name).info("vm {}: removing {} (host {}): {}", name, held.id, held.host,
+                                       owner && placements_.is_disconnected(held.host) ? "detached by the user"
+                                                                                       : "it no longer belongs there");
     auto error = co_await error_of(vm->detach_pci(held));
-    if (!error.empty()) spdlog::warn("vm {}: removing {} failed: {}", name, held.id, error);
+    if (!error.empty()) about_pci(held.host).vm(name).warn("vm {}: removing {} failed: {}", name, held.id, error);
     else if (owner) give_back_group(*owner);
   }
   // Then what belongs there and is not there yet, in rule order.
@@ -393,7 +410,7 @@ asio::awaitable<CommandResult> PciPassthrough::attach_command(PciAttach command,
     try {
       placements_.set_disconnected(d, true, cause);
     } catch (const StateError& e) {
-      spdlog::error("pci {}: {}", friendly_name(d), e.what());
+      about(d).vm(vm).caller(cause.caller).error("pci {}: {}", friendly_name(d), e.what());
     }
   }
   co_return CommandResult::failed(error);
@@ -432,7 +449,7 @@ asio::awaitable<CommandResult> PciPassthrough::suspend_command(PciSuspend comman
     }
     if (!in || (command.vm && *command.vm != *in)) continue;
     if (match.skip_on_suspend) {
-      spdlog::info("pci {}: stays in {} over the suspend (skipOnSuspend)", friendly_name(d), *in);
+      about(d).vm(*in).caller(cause.caller).info("pci {}: stays in {} over the suspend (skipOnSuspend)", friendly_name(d), *in);
       continue;
     }
     leaving.push_back(d);
@@ -451,12 +468,14 @@ asio::awaitable<CommandResult> PciPassthrough::resume_command(PciResume command,
     if (placements_.vm_of(d.address) == match.target_vm) continue;
     placements_.want(d, match.target_vm, cause);
     if (auto* target = owner_.vm(match.target_vm); !target || target->unsupported() || !target->running()) {  // not a failed attach
-      spdlog::info("pci {}: resume: VM {} cannot take it now; it stays wanted there", friendly_name(d), match.target_vm);
+      about(d).vm(match.target_vm).caller(cause.caller)
+          .info("pci {}: resume: VM {} cannot take it now; it stays wanted there", friendly_name(d), match.target_vm);
       continue;
     }
     auto error = co_await error_of(attach(d, match.target_vm, cause));
     if (error.empty()) continue;
-    spdlog::error("pci {}: resume: attach to {} failed: {}", friendly_name(d), match.target_vm, error);
+    about(d).vm(match.target_vm).caller(cause.caller)
+        .error("pci {}: resume: attach to {} failed: {}", friendly_name(d), match.target_vm, error);
     failures += (failures.empty() ? "" : "; ") + error;
   }
   if (!failures.empty()) co_return CommandResult::failed(failures);

@@ -19,7 +19,7 @@ std::optional<std::string> PciPlacements::vm_of(const std::string& address) cons
 
 void PciPlacements::record_attached(const PciDevice& d, const std::string& vm, const Cause& cause) {
   attached_[d.address] = vm;
-  spdlog::info("pci {}: attached to {} ({})", friendly_name(d), vm, cause.text);
+  about(d).vm(vm).caller(cause.caller).info("pci {}: attached to {} ({})", friendly_name(d), vm, cause.text);
 }
 
 std::optional<std::string> PciPlacements::record_detached(const PciDevice& d, const Cause& cause) {
@@ -27,7 +27,7 @@ std::optional<std::string> PciPlacements::record_detached(const PciDevice& d, co
   if (it == attached_.end()) return std::nullopt;
   std::string vm = it->second;
   attached_.erase(it);
-  spdlog::info("pci {}: detached from {} ({})", friendly_name(d), vm, cause.text);
+  about(d).vm(vm).caller(cause.caller).info("pci {}: detached from {} ({})", friendly_name(d), vm, cause.text);
   return vm;
 }
 
@@ -45,11 +45,12 @@ std::optional<std::string> PciPlacements::wanted(const std::string& address) con
 
 void PciPlacements::want(const PciDevice& d, const std::string& vm, const Cause& cause) {
   wanted_[d.address] = vm;
-  spdlog::debug("pci {}: belongs on {} ({})", friendly_name(d), vm, cause.text);
+  about(d).vm(vm).caller(cause.caller).debug("pci {}: belongs on {} ({})", friendly_name(d), vm, cause.text);
 }
 
 void PciPlacements::unwant(const PciDevice& d, const Cause& cause) {
-  if (wanted_.erase(d.address)) spdlog::debug("pci {}: belongs on no VM now ({})", friendly_name(d), cause.text);
+  if (wanted_.erase(d.address))
+    about(d).caller(cause.caller).debug("pci {}: belongs on no VM now ({})", friendly_name(d), cause.text);
 }
 
 std::vector<std::string> PciPlacements::wanted_on(const std::string& vm) const {
@@ -66,7 +67,10 @@ bool PciPlacements::is_disconnected(const std::string& address) const {
 void PciPlacements::set_disconnected(const PciDevice& d, bool disconnected, const Cause& cause) {
   if (is_disconnected(d.address) == disconnected) return;
   store_.set_disconnected(persistent_id(d), disconnected);
-  spdlog::info("pci {}: {} ({})", friendly_name(d), disconnected ? "detached by the user: stays on the host until attached again" : "no longer marked as detached by the user", cause.text);
+  about(d).caller(cause.caller)
+      .info("pci {}: {} ({})", friendly_name(d),
+            disconnected ? "detached by the user: stays on the host until attached again" : "no longer marked as detached by the user",
+            cause.text);
 }
 
 std::optional<std::string> PciPlacements::host_driver(const std::string& address) const {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/log_fields.h"
 #include "device/pci_device.h"
 #include "manager/caller.h"
 #include "manager/state_store.h"
@@ -18,6 +19,7 @@ namespace vhp {
 std::string friendly_name(const PciDevice& d);
 // The reference's state-file identity: "pci-<address>".
 std::string persistent_id(const PciDevice& d);
+inline LogFields about(const PciDevice& d) { return LogFields().device(persistent_id(d)); }
 
 class PciPlacements {
  public:

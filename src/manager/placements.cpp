@@ -16,7 +16,7 @@ const Attachment* Placements::attachment(const UsbDevice& d) const {
 
 void Placements::record_attached(const UsbDevice& d, const std::string& vm, const Cause& cause) {
   attached_[d.sys_path] = Attachment{vm, d.busnum, d.devnum};
-  spdlog::info("usb {}: attached to {} ({})", friendly_name(d), vm, cause.text);
+  about(d).vm(vm).caller(cause.caller).info("usb {}: attached to {} ({})", friendly_name(d), vm, cause.text);
 }
 
 std::optional<Attachment> Placements::record_detached(const UsbDevice& d, const Cause& cause) {
@@ -24,7 +24,7 @@ std::optional<Attachment> Placements::record_detached(const UsbDevice& d, const 
   if (it == attached_.end()) return std::nullopt;
   Attachment gone = it->second;
   attached_.erase(it);
-  spdlog::info("usb {}: detached from {} ({})", friendly_name(d), gone.vm, cause.text);
+  about(d).vm(gone.vm).caller(cause.caller).info("usb {}: detached from {} ({})", friendly_name(d), gone.vm, cause.text);
   return gone;
 }
 
@@ -43,11 +43,13 @@ std::optional<std::string> Placements::wanted(const UsbDevice& d) const {
 void Placements::want(const UsbDevice& d, const std::string& vm, const Cause& cause) {
   auto [it, added] = wanted_.insert_or_assign(d.sys_path, vm);
   (void)it;
-  spdlog::debug("usb {}: belongs on {} ({}{})", friendly_name(d), vm, cause.text, added ? "" : ", replacing an earlier wish");
+  about(d).vm(vm).caller(cause.caller)
+      .debug("usb {}: belongs on {} ({}{})", friendly_name(d), vm, cause.text, added ? "" : ", replacing an earlier wish");
 }
 
 void Placements::unwant(const UsbDevice& d, const Cause& cause) {
-  if (wanted_.erase(d.sys_path)) spdlog::debug("usb {}: belongs on no VM now ({})", friendly_name(d), cause.text);
+  if (wanted_.erase(d.sys_path))
+    about(d).caller(cause.caller).debug("usb {}: belongs on no VM now ({})", friendly_name(d), cause.text);
 }
 
 std::vector<std::string> Placements::wanted_on(const std::string& vm) const {
@@ -90,8 +92,8 @@ void Placements::set_disconnected(const UsbDevice& d, bool disconnected, const C
     if (!disconnected)  // also the forms the reference wrote, or the device would stay blocked
       for (const auto& id : persistent_id_fallbacks(d)) s.disconnected_devices.erase(id);
   });
-  spdlog::info("usb {}: {} ({})", friendly_name(d), disconnected ? "kept on the host from now on" : "may be attached again",
-               cause.text);
+  about(d).caller(cause.caller)
+      .info("usb {}: {} ({})", friendly_name(d), disconnected ? "kept on the host from now on" : "may be attached again", cause.text);
 }
 
 std::optional<std::string> Placements::saved_choice(const UsbDevice& d) const {
@@ -103,7 +105,7 @@ std::optional<std::string> Placements::saved_choice(const UsbDevice& d) const {
 }
 
 void Placements::migrate_reference_ids(const std::vector<UsbDevice>& devices) {
-  std::vector<std::string> moved;
+  std::vector<std::pair<std::string, std::string>> moved;  // (old -> new, the device's id)
   store_.update([&](PersistentState& s) {
     std::set<std::string> used;
     for (const auto& d : devices)
@@ -116,20 +118,20 @@ void Placements::migrate_reference_ids(const std::vector<UsbDevice>& devices) {
           s.selected_vms.try_emplace(persistent_id(d), it->second);
           used.insert(old_id);
         }
-        if (used.contains(old_id)) moved.push_back(old_id + " -> " + persistent_id(d));
+        if (used.contains(old_id)) moved.emplace_back(old_id + " -> " + persistent_id(d), persistent_id(d));
       }
     for (const auto& old_id : used) {
       s.disconnected_devices.erase(old_id);
       s.selected_vms.erase(old_id);
     }
   });
-  for (const auto& m : moved) spdlog::info("state: the reference's entry {} rewritten in our identity", m);
+  for (const auto& [m, id] : moved) LogFields().device(id).info("state: the reference's entry {} rewritten in our identity", m);
 }
 
 void Placements::save_choice(const UsbDevice& d, const std::string& vm, const Cause& cause) {
   if (saved_choice(d) == vm) return;
   store_.set_selected_vm(persistent_id(d), vm);
-  spdlog::info("usb {}: {} saved as its VM ({})", friendly_name(d), vm, cause.text);
+  about(d).vm(vm).caller(cause.caller).info("usb {}: {} saved as its VM ({})", friendly_name(d), vm, cause.text);
 }
 
 }  // namespace vhp

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log_fields.h"
+
 namespace vhp {
 
 using json = nlohmann::json;
@@ -55,7 +57,7 @@ void StoredCrosvmUsbPorts::change(const std::string& sys_name, const std::option
       else book.erase(sys_name);
     });
   } catch (const StateError& e) {
-    spdlog::warn("crosvm usb port of {}: {} (a restarted daemon will not know this port)", sys_name, e.what());
+    LogFields().vm(port ? port->vm : "").warn("crosvm usb port of {}: {} (a restarted daemon will not know this port)", sys_name, e.what());
   }
 }
 

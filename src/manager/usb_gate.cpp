@@ -9,8 +9,8 @@ namespace vhp {
 
 void UsbGate::set(const UsbDevice& d, bool authorized, const char* why) {
   if (authorizer_.authorized(d) == authorized) return;
-  spdlog::info("usb {}: {} ({})", friendly_name(d), authorized ? "authorizing" : "deauthorizing", why);
-  if (auto error = authorizer_.set(d, authorized)) spdlog::warn("usb {}: {}", friendly_name(d), *error);
+  about(d).info("usb {}: {} ({})", friendly_name(d), authorized ? "authorizing" : "deauthorizing", why);
+  if (auto error = authorizer_.set(d, authorized)) about(d).warn("usb {}: {}", friendly_name(d), *error);
 }
 
 void UsbGate::start() {
@@ -23,7 +23,7 @@ void UsbGate::start() {
     if (d.is_hub) set(d, true, "a hub");
     else if (manager_.policy().usb_host_allowed(d)) set(d, true, "hostAllow");
     else if (!sweep || manager_.policy().match_usb(d)) continue;  // a rule's device: in its VM, or on its way
-    else if (auto why = manager_.held_by_host(d)) spdlog::info("usb {}: keeping it authorized: {}", friendly_name(d), *why);
+    else if (auto why = manager_.held_by_host(d)) about(d).info("usb {}: keeping it authorized: {}", friendly_name(d), *why);
     else set(d, false, "no rule sends it to a VM");
   }
 }
@@ -37,9 +37,9 @@ void UsbGate::plugged(const UsbDevice& d) {
 
 void UsbGate::before_attach(const UsbDevice& d) {
   if (!enabled() || authorizer_.authorized(d) == true) return;
-  spdlog::info("usb {}: authorizing (on its way to a VM)", friendly_name(d));
+  about(d).info("usb {}: authorizing (on its way to a VM)", friendly_name(d));
   if (auto error = authorizer_.set(d, true)) {
-    spdlog::warn("usb {}: {}", friendly_name(d), *error);
+    about(d).warn("usb {}: {}", friendly_name(d), *error);
     throw VmError("Failed to authorize " + friendly_name(d));
   }
 }

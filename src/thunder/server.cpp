@@ -13,8 +13,10 @@
 
 #include "common/accept_backoff.h"
 #include "common/log_failure.h"
+#include "common/log_fields.h"
 #include "common/send_queue.h"
 #include "device/block_devices.h"
+#include "manager/caller.h"
 #include "thunder/admission.h"
 #include "thunder/metadata.h"
 
@@ -55,6 +57,15 @@ std::string pick_subprotocol(std::string_view offered) {
   return "";
 }
 
+// A client's identity in the log fields, as an API caller's would be ("thunder 10.0.0.2").
+std::string caller_identity(const asio::ip::address& peer) {
+  Caller caller;
+  caller.transport = "thunder";
+  caller.address = peer.to_string();
+  caller.ip = caller.address;
+  return caller.identity();
+}
+
 // A refused request: one short plain-text answer, then the connection ends.
 asio::awaitable<void> refuse_and_close(beast::tcp_stream& stream, http::status status, std::string text, unsigned version) {
   http::response<http::string_body> res{status, version};
@@ -71,14 +82,15 @@ asio::awaitable<void> refuse_and_close(beast::tcp_stream& stream, http::status s
 // drops a client that stops reading without anyone else noticing.
 class WsSession : public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(websocket::stream<beast::tcp_stream> ws, std::size_t queue_limit)
-      : ws_(std::move(ws)), queue_(ws_.get_executor(), queue_limit) {}
+  WsSession(websocket::stream<beast::tcp_stream> ws, std::size_t queue_limit, std::string caller)
+      : ws_(std::move(ws)), queue_(ws_.get_executor(), queue_limit), caller_(std::move(caller)) {}
 
   Channel channel;
 
   void send(std::string text) {
     if (closed_ || queue_.push(std::move(text))) return;
-    spdlog::warn("thunder: a WebSocket client is not reading ({} bytes waiting); dropping it", queue_.bytes());
+    LogFields().caller(caller_)
+        .warn("thunder: a WebSocket client is not reading ({} bytes waiting); dropping it", queue_.bytes());
     close();
   }
 
@@ -112,6 +124,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   websocket::stream<beast::tcp_stream> ws_;
   SendQueue queue_;
   bool closed_ = false;
+  std::string caller_;  // its identity, for the log fields
 };
 
 ThunderServer::ThunderServer(asio::io_context& io, DeviceManager& manager, const ThunderConfig& config)
@@ -246,7 +259,7 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
     if (auto refusal = refuse({header(http::field::host), header(http::field::origin), header(http::field::authorization),
                                std::string_view(target.data(), target.size())},
                               config_)) {
-      spdlog::warn("thunder: refused a request from {}: {}", peer.to_string(), refusal->text);
+      LogFields().caller(caller_identity(peer)).warn("thunder: refused a request from {}: {}", peer.to_string(), refusal->text);
       co_await refuse_and_close(stream, static_cast<http::status>(refusal->status), refusal->text, request.version());
       co_return;
     }
@@ -254,7 +267,8 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
     if (websocket::is_upgrade(request)) {
       if (!implicit) co_return;
       if (websockets_[peer] >= config_.max_websockets_per_peer) {
-        spdlog::warn("thunder: {} has {} WebSocket sessions already; refusing another", peer.to_string(), websockets_[peer]);
+        LogFields().caller(caller_identity(peer))
+            .warn("thunder: {} has {} WebSocket sessions already; refusing another", peer.to_string(), websockets_[peer]);
         co_await refuse_and_close(stream, http::status::too_many_requests, "Too many sessions", request.version());
         co_return;
       }
@@ -272,7 +286,7 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
       ws.read_message_max(config_.max_message_bytes);
       co_await ws.async_accept(request, asio::redirect_error(asio::use_awaitable, ec));
       if (ec || !*alive) co_return;
-      auto session = std::make_shared<WsSession>(std::move(ws), config_.send_queue_bytes);
+      auto session = std::make_shared<WsSession>(std::move(ws), config_.send_queue_bytes, caller_identity(peer));
       session->channel.implicit_callsign = *implicit;
       session->channel.max_subscriptions = config_.max_registrations;
       ++websockets_[peer];

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log_failure.h"
+#include "common/log_fields.h"
 #include "vmm/cloud_hypervisor_info.h"
 #include "vmm/socket_identity.h"
 
@@ -95,7 +96,7 @@ asio::awaitable<void> CloudHypervisorVm::probe() {
   }
   if (stopped_) co_return;
   if (running && up_ && identity != identity_) {  // restarted between two looks
-    spdlog::info("vm {}: down (its API socket was replaced)", name());
+    about_vm(name()).info("vm {}: down (its API socket was replaced)", name());
     up_ = false;
     announce_down();
   }
@@ -103,10 +104,10 @@ asio::awaitable<void> CloudHypervisorVm::probe() {
   if (running == up_) co_return;
   up_ = running;
   if (up_) {
-    spdlog::info("vm {}: up (cloud-hypervisor API {})", name(), socket_path_);
+    about_vm(name()).info("vm {}: up (cloud-hypervisor API {})", name(), socket_path_);
     announce_up();
   } else {
-    spdlog::info("vm {}: down ({})", name(), why);
+    about_vm(name()).info("vm {}: down ({})", name(), why);
     announce_down();
   }
 }

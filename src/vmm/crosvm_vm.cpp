@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/log_fields.h"
 #include "vmm/child_process.h"
 #include "vmm/crosvm_output.h"
 #include "vmm/socket_identity.h"
@@ -108,13 +109,14 @@ void CrosvmVm::check(int retries) {
   process_.cancel();
   if (was_up) {
     up_ = false;
-    spdlog::info("vm {}: down ({})", name(), now.empty() ? "its control socket is gone" : "its control socket was replaced");
+    about_vm(name()).info("vm {}: down ({})", name(),
+                          now.empty() ? "its control socket is gone" : "its control socket was replaced");
     announce_down();
   }
   if (!now.empty()) {
     up_ = true;
     if (pid > 0) process_.watch(pid, [this] { check(); });  // a crosvm that dies leaves its socket behind
-    spdlog::info("vm {}: up (crosvm control socket {})", name(), socket_path_);
+    about_vm(name()).info("vm {}: up (crosvm control socket {})", name(), socket_path_);
     announce_up();
   }
 }
@@ -146,7 +148,7 @@ asio::awaitable<CrosvmVm::Lock> CrosvmVm::begin(const char* what) {
   auto lock = co_await operations_.lock();
   check();  // no event is missed, but one may still be on its way
   if (stopped_ || !up_) throw VmError("VM " + name() + " is not running");
-  spdlog::debug("vm {}: {}", name(), what);
+  about_vm(name()).debug("vm {}: {}", name(), what);
   co_return lock;
 }
 
@@ -191,7 +193,8 @@ asio::awaitable<void> CrosvmVm::attach_usb(UsbDevice device) {
     if (ids == device.vid + ":" + device.pid && std::ranges::none_of(ports_, [&](const auto& p) { return p.second.port == port; }))
       unknown_alike.push_back(port);
   if (unknown_alike.size() == 1) {
-    spdlog::info("vm {}: already holds {}:{} at port {}; taking it for {}", name(), device.vid, device.pid, unknown_alike[0], device.device_node);
+    about_vm(name()).info("vm {}: already holds {}:{} at port {}; taking it for {}", name(), device.vid, device.pid,
+                          unknown_alike[0], device.device_node);
     remember(device, unknown_alike[0]);
     co_return;
   }

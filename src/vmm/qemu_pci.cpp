@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log_fields.h"
 #include "vmm/qemu_pci_bus.h"
 #include "vmm/qemu_vm.h"
 #include "vmm/qmp_args.h"
@@ -49,7 +50,7 @@ asio::awaitable<void> QemuVm::plug_into_port(QmpConnection& c, json device, std:
     bool occupied = error.find("already occupied") != std::string::npos || error.find("not available for") != std::string::npos;
     occupied_all = occupied_all && occupied;
     if (added || !occupied) break;
-    spdlog::debug("vm {}: port {} is occupied; trying the next", name(), bus.value_or("root"));
+    about_vm(name()).debug("vm {}: port {} is occupied; trying the next", name(), bus.value_or("root"));
   }
   if (!added && occupied_all) throw VmError("No available PCI ports found");  // the reference's text
   if (!added) throw VmError(error);

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log_failure.h"
+#include "common/log_fields.h"
 #include "vmm/qmp_args.h"
 #include "vmm/socket_identity.h"
 
@@ -129,7 +130,7 @@ asio::awaitable<void> QemuVm::probe_loop(int retries) {
       set_up(pid, identity);
     } else if (kind != MonitorUnreachable::Kind::Gone) {
       // QEMU is there: its monitor is someone else's for now, or the session broke. Not "down".
-      spdlog::debug("vm {}: {}", name(), failure);
+      about_vm(name()).debug("vm {}: {}", name(), failure);
       probe_later(timeouts_.busy_retry_interval, 0);
     } else if (retries > 0 && std::filesystem::exists(socket_path_, ec)) {
       probe_later(timeouts_.probe_retry_interval, retries - 1);  // maybe between QEMU's bind() and listen()
@@ -159,20 +160,20 @@ void QemuVm::set_up(std::optional<pid_t> pid, const std::string& identity) {
   bool watched = pid && process_.watch(*pid, [this, alive] {
     if (*alive && !stopped_) set_down("its QEMU process exited");
   });
-  spdlog::info("vm {}: up (QMP on {}{})", name(), socket_path_,
-               watched ? ", QEMU pid " + std::to_string(*pid) : std::string(", its process cannot be watched"));
+  about_vm(name()).info("vm {}: up (QMP on {}{})", name(), socket_path_,
+                        watched ? ", QEMU pid " + std::to_string(*pid) : std::string(", its process cannot be watched"));
   announce_up();
 }
 
 void QemuVm::set_down(const std::string& why) {
   if (!up_) {
-    spdlog::debug("vm {}: not reachable ({})", name(), why);
+    about_vm(name()).debug("vm {}: not reachable ({})", name(), why);
     return;
   }
   up_ = false;
   process_.cancel();
   ids_.clear();
-  spdlog::warn("vm {}: down ({})", name(), why);
+  about_vm(name()).warn("vm {}: down ({})", name(), why);
   announce_down();
 }
 
@@ -255,7 +256,8 @@ asio::awaitable<void> QemuVm::borrowed(std::string what, Body body, bool need_up
 
 asio::awaitable<json> QemuVm::execute(QmpConnection& c, const std::string& command, json arguments) {
   auto id = arguments.is_object() ? arguments.find("id") : arguments.end();
-  spdlog::debug("qmp: -> {} {}on {}", command, id != arguments.end() && id->is_string() ? id->get<std::string>() + " " : "", name());
+  about_vm(name()).debug("qmp: -> {} {}on {}", command,
+                         id != arguments.end() && id->is_string() ? id->get<std::string>() + " " : "", name());
   try {
     co_return co_await c.execute(command, std::move(arguments), timeouts_.command);
   } catch (const QmpError& e) {
