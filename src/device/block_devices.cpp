@@ -77,41 +77,50 @@ std::string describe(const std::vector<HostMount>& mounts) {
   return list;
 }
 
-bool has_block_devices(const std::string& sys_path, const HostInterfaces& host) {
-  std::error_code ec;
-  auto root = fs::canonical(sys_path, ec);
-  if (ec) return false;
-  for (const auto& entry : fs::directory_iterator(fs::path(host.sys) / "class" / "block", ec)) {
-    std::error_code ignored;
-    auto target = fs::canonical(entry.path(), ignored);
-    if (!ignored && below(target, root.string())) return true;
-  }
-  return false;
-}
+bool has_block_devices(const std::string& sys_path, const HostInterfaces& host) { return BlockDevices(host).any_below(sys_path); }
 
 std::vector<HostMount> mounts_behind(const std::string& sys_path, const HostInterfaces& host) {
+  return BlockDevices(host).mounts_behind(sys_path);
+}
+
+BlockDevices::BlockDevices(HostInterfaces host) : host_(std::move(host)) {
   std::error_code ec;
-  auto root = fs::canonical(sys_path, ec);
-  if (ec) return {};
-  fs::path class_block = fs::path(host.sys) / "class" / "block";
-  std::map<std::string, std::string> by_dev;  // "259:1" → "nvme0n1p1"
-  for (const auto& entry : fs::directory_iterator(class_block, ec)) {
+  for (const auto& entry : fs::directory_iterator(fs::path(host_.sys) / "class" / "block", ec)) {
     std::error_code ignored;
     auto target = fs::canonical(entry.path(), ignored);
-    if (!ignored && below(target, root.string())) add_with_holders(class_block, entry.path().filename().string(), by_dev);
+    if (!ignored) resolved_.emplace_back(entry.path().filename().string(), target.string());
   }
+}
+
+std::vector<std::string> BlockDevices::below(const std::string& sys_path) const {
+  std::vector<std::string> names;
+  if (resolved_.empty()) return names;
+  std::error_code ec;
+  auto root = fs::canonical(sys_path, ec);
+  if (ec) return names;
+  for (const auto& [name, target] : resolved_)
+    if (vhp::below(target, root.string())) names.push_back(name);
+  return names;
+}
+
+bool BlockDevices::any_below(const std::string& sys_path) const { return !below(sys_path).empty(); }
+
+std::vector<HostMount> BlockDevices::mounts_behind(const std::string& sys_path) const {
+  fs::path class_block = fs::path(host_.sys) / "class" / "block";
+  std::map<std::string, std::string> by_dev;  // "259:1" → "nvme0n1p1"
+  for (const auto& name : below(sys_path)) add_with_holders(class_block, name, by_dev);
   std::vector<HostMount> found;
   if (by_dev.empty()) return found;
   std::set<std::string> names;
   for (const auto& [dev, name] : by_dev) names.insert(name);
-  std::ifstream in(host.mountinfo);
+  std::ifstream in(host_.mountinfo);
   for (std::string line; std::getline(in, line);) {
     auto m = parse_mountinfo_line(line);
     if (!m) continue;
     if (auto it = by_dev.find(m->dev); it != by_dev.end()) found.push_back({m->mount_point, it->second});
     else if (auto name = kernel_name(m->source); names.contains(name)) found.push_back({m->mount_point, name});
   }
-  std::ifstream swap_list(host.swaps);
+  std::ifstream swap_list(host_.swaps);
   std::string header;
   std::getline(swap_list, header);  // "Filename Type Size Used Priority"
   for (std::string line; std::getline(swap_list, line);) {

@@ -33,6 +33,21 @@ struct HostMount {
 std::vector<HostMount> mounts_behind(const std::string& sys_path, const HostInterfaces& host = {});
 // Whether any block device sits below `sys_path` (a USB disk's appear a moment after the device).
 bool has_block_devices(const std::string& sys_path, const HostInterfaces& host = {});
+
+// The host's block devices with their resolved sysfs paths, read once for many questions: a device
+// list asks the two questions above of every storage device in turn.
+class BlockDevices {
+ public:
+  explicit BlockDevices(HostInterfaces host);
+  std::vector<HostMount> mounts_behind(const std::string& sys_path) const;
+  bool any_below(const std::string& sys_path) const;
+
+ private:
+  std::vector<std::string> below(const std::string& sys_path) const;  // the names of those below it
+
+  HostInterfaces host_;
+  std::vector<std::pair<std::string, std::string>> resolved_;  // (name, canonical sysfs path)
+};
 // "/boot (nvme0n1p1), swap (nvme0n1p3)".
 std::string describe(const std::vector<HostMount>& mounts);
 

@@ -25,12 +25,17 @@ bool has_storage_interface(const UsbDevice& d) {
 
 std::optional<std::string> DeviceManager::held_by_host(const UsbDevice& d) const {
   if (d.is_hub || !has_storage_interface(d)) return std::nullopt;
+  return held_by_host(d, BlockDevices(host_));
+}
+
+std::optional<std::string> DeviceManager::held_by_host(const UsbDevice& d, const BlockDevices& blocks) const {
+  if (d.is_hub || !has_storage_interface(d)) return std::nullopt;
   auto id = persistent_id(d);
-  auto mounts = mounts_behind(d.sys_path, host_);
+  auto mounts = blocks.mounts_behind(d.sys_path);
   if (mounts.empty()) {
     auto seen = host_held_.find(id);
     if (seen == host_held_.end()) return std::nullopt;
-    if (!has_block_devices(d.sys_path, host_)) return seen->second;  // not back yet: still the host's
+    if (!blocks.any_below(d.sys_path)) return seen->second;  // not back yet: still the host's
     host_held_.erase(seen);  // back, and nothing of it mounted any more
     return std::nullopt;
   }
@@ -43,9 +48,14 @@ std::optional<std::string> DeviceManager::held_by_host(const UsbDevice& d) const
 
 std::vector<UsbListing> DeviceManager::usb_list(const ListFilter& filter) const {
   std::vector<UsbListing> list;
+  std::optional<BlockDevices> blocks;  // read once, at the first storage device
   for (const auto& d : registry_.usb_devices()) {
     auto match = policy_->match_usb(d);
-    if (!match || held_by_host(d)) continue;
+    if (!match) continue;
+    if (!d.is_hub && has_storage_interface(d)) {
+      if (!blocks) blocks.emplace(host_);
+      if (held_by_host(d, *blocks)) continue;
+    }
     if (!passes(filter, match->tag, placements_.is_disconnected(d))) continue;
     std::optional<std::string> vm;
     if (const auto* a = placements_.attachment(d)) vm = a->vm;

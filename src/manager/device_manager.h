@@ -57,6 +57,8 @@ class DeviceManager {
   // while it has no block device (re-enumerated after a host resume, before its disk is back):
   // that window must not hand the host's disk to a VM. Nothing for other devices.
   std::optional<std::string> held_by_host(const UsbDevice& d) const;
+  // The same against block devices read once for several devices (a list).
+  std::optional<std::string> held_by_host(const UsbDevice& d, const BlockDevices& blocks) const;
 
   // Non-hub USB devices a selector names (several for a tag, or when ambiguous).
   std::vector<UsbDevice> select(const DeviceSelector& selector) const;
