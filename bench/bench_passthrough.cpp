@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "log_time.h"
 #include "percentile.h"
 #include "api/client.h"
 #include "support/coroutine.h"
@@ -26,20 +27,12 @@
 
 namespace {
 
+using vhp::bench::log_time_us;
 using vhp::bench::percentile;
 
 using namespace vhp;
 using json = nlohmann::json;
 using clock_type = std::chrono::system_clock;  // compared with the daemon's log timestamps
-
-// spdlog's "[2026-11-21 07:50:32.091]" as microseconds since the epoch (local time, like the daemon).
-double log_time_us(const std::string& stamp) {
-  std::tm tm{};
-  int millis = 0;
-  std::sscanf(stamp.c_str(), "%d-%d-%d %d:%d:%d.%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis);
-  tm.tm_year -= 1900, tm.tm_mon -= 1, tm.tm_isdst = -1;
-  return static_cast<double>(std::mktime(&tm)) * 1e6 + millis * 1e3;
-}
 
 }  // namespace
 
@@ -107,7 +100,7 @@ int main(int argc, char** argv) {
   std::printf("  uevent -> usb_attached event at the client: p50 %6.0f us  p99 %6.0f us\n", percentile(to_event, 0.5),
               percentile(to_event, 0.99));
   if (!to_device_add.empty())
-    std::printf("  uevent -> device_add sent to QEMU (log, ms resolution): p50 %6.0f us  p99 %6.0f us (%zu samples)\n",
+    std::printf("  uevent -> device_add sent to QEMU (debug log): p50 %6.0f us  p99 %6.0f us (%zu samples)\n",
                 percentile(to_device_add, 0.5), percentile(to_device_add, 0.99), to_device_add.size());
 
   // A request's round trip, with the monitor borrowed for it: detach and attach again vm1's keys.

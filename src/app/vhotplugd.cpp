@@ -78,6 +78,8 @@ int main(int argc, char** argv) {
                                  ? std::make_shared<spdlog::logger>("vhotplugd", std::make_shared<vhp::JournalSink>("vhotplugd"))
                                  : spdlog::stderr_color_mt("vhotplugd"));
   spdlog::set_level(debug ? spdlog::level::debug : spdlog::level::info);
+  // Microseconds when debugging: a plug's stages are a few hundred µs apart (docs/BENCHMARKS.md).
+  if (debug) spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%f] [%n] [%^%l%$] %v");
   if (!check_path.empty()) return check_config(check_path);
 
   try {

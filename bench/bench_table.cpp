@@ -1,0 +1,358 @@
+// Issue 17's table, for vhotplugd and, given `--reference "COMMAND"`, for the reference in the same
+// run: each daemon started as a child (`COMMAND -c CONFIG`) on one umockdev laptop host with two
+// fresh real QEMU VMs (q35, TCG, paused), then measured the same way. Printed as Markdown. A plug's
+// clock starts when its "add" uevent is sent; "visible in QEMU" is polled on the VM's second monitor.
+// With `--trace`, then one more plug on vhotplugd with `-d`: its debug log from the uevent to the
+// usb_attached event, each line with its offset from the uevent (the stages of a plug).
+//   ./build/bench/bench_table [--reference "/usr/bin/env PYTHONPATH=… /usr/bin/python3 -m vhotplug"] [--rounds N] [--trace]
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "log_time.h"
+#include "percentile.h"
+#include "api/client.h"
+#include "support/host_fixture.h"
+#include "support/mock_environment.h"
+#include "support/process.h"
+#include "support/qemu.h"
+#include "support/sockets.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using namespace vhp;
+using json = nlohmann::json;
+using vhp::bench::log_time_us;
+using vhp::bench::percentile;
+using clock_type = std::chrono::steady_clock;
+
+double ms_since(clock_type::time_point t0, clock_type::time_point t1 = clock_type::now()) {
+  return std::chrono::duration<double, std::milli>(t1 - t0).count();
+}
+
+// Every event line with the moment it arrived, read by a thread of its own.
+class EventStream {
+ public:
+  explicit EventStream(const std::string& socket) : fd_(test::connect_unix(socket)) {
+    std::string enable = "{\"action\":\"enable_notifications\"}\n";
+    if (fd_.get() < 0 || ::write(fd_.get(), enable.data(), enable.size()) != static_cast<ssize_t>(enable.size()))
+      throw std::runtime_error("cannot subscribe to events");
+    reader_ = std::jthread([this](std::stop_token stop) {
+      std::string buffer;
+      char chunk[65536];
+      while (!stop.stop_requested()) {
+        pollfd p{fd_.get(), POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        auto n = ::read(fd_.get(), chunk, sizeof chunk);
+        if (n <= 0) return;  // the daemon went
+        auto at = clock_type::now();
+        buffer.append(chunk, static_cast<std::size_t>(n));
+        std::lock_guard lock(mutex_);
+        for (auto nl = buffer.find('\n'); nl != std::string::npos; nl = buffer.find('\n')) {
+          events_.push_back({at, json::parse(buffer.substr(0, nl), nullptr, false)});
+          buffer.erase(0, nl + 1);
+        }
+        arrived_.notify_all();
+      }
+    });
+  }
+
+  // When the next `event` about the USB device at `node` arrived (consumed with the events before
+  // it), or nothing within `limit`.
+  std::optional<clock_type::time_point> wait(const std::string& event, const std::string& node, std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    auto deadline = clock_type::now() + limit;
+    for (;;) {
+      while (!events_.empty()) {
+        auto [at, e] = events_.front();
+        events_.pop_front();
+        if (e.is_object() && e.value("event", "") == event && e["usb_device"].value("device_node", "") == node) return at;
+      }
+      if (arrived_.wait_until(lock, deadline) == std::cv_status::timeout && events_.empty()) return std::nullopt;
+    }
+  }
+
+ private:
+  test::Fd fd_;
+  std::mutex mutex_;
+  std::condition_variable arrived_;
+  std::deque<std::pair<clock_type::time_point, json>> events_;
+  std::jthread reader_;  // last: stopped and joined first
+};
+
+struct Figures {
+  double api_ready_ms = 0, first_uevent_ms = 0;
+  double rss_mib = 0, pss_mib = 0;
+  std::vector<double> list_us, connected_ms, disconnected_ms, attached_ms, visible_ms, gone_ms;
+  double list_per_s = 0;
+};
+
+std::pair<double, double> rss_pss_mib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  double rss = 0, pss = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string key;
+    double kib = 0;
+    fields >> key >> kib;
+    if (key == "Rss:") rss = kib / 1024;
+    if (key == "Pss:") pss = kib / 1024;
+  }
+  return {rss, pss};
+}
+
+// USB addresses run 1..127: plugs take 40..127 in turn (each is unplugged before the address comes round again).
+int next_address(int& plugs) { return 40 + (plugs++ % 88); }
+
+std::string node_of(int busnum, int devnum) {
+  char node[32];
+  std::snprintf(node, sizeof node, "/dev/bus/usb/%03d/%03d", busnum, devnum);
+  return node;
+}
+
+// The config both daemons run: vm1 and vm2, and three devices listed: the key (vm1 by rule), the
+// stick (either VM), the webcam (vm2 by rule).
+void write_config(const std::string& dir, const test::Qemu& vm1, const test::Qemu& vm2) {
+  std::string socket = dir + "/api.sock";
+  json config = json::parse(R"({"usbPassthrough": [
+      {"targetVm": "vm1", "allow": [{"vendorId": "1050", "productId": "0407"}]},
+      {"allowedVms": ["vm1", "vm2"], "allow": [{"interfaceClass": 8}]},
+      {"targetVm": "vm2", "allow": [{"interfaceClass": 14}]}]})");
+  config["vms"] = {{{"name", "vm1"}, {"type", "qemu"}, {"socket", vm1.socket()}},
+                   {{"name", "vm2"}, {"type", "qemu"}, {"socket", vm2.socket()}}};
+  config["general"] = {{"statePath", dir + "/state"}, {"api", {{"transports", {"unix"}}, {"unixSocket", socket}}}};
+  std::ofstream(dir + "/vhotplug.conf") << config.dump();
+}
+
+// A key, distinct at each call, that the rules send to vm1.
+test::UsbSpec key(const test::HostPaths& host, int devnum) {
+  auto spec = test::security_key_spec(host.root_hub);
+  spec.name = "1-8", spec.devnum = devnum, spec.serial = "T" + std::to_string(devnum), spec.dev_node = true;
+  return spec;
+}
+
+void wait_for_api(const std::string& socket, clock_type::time_point since, const std::string& log) {
+  for (;;) {
+    test::Fd fd(test::connect_unix(socket));
+    if (fd.get() >= 0 && ::write(fd.get(), "{\"action\":\"usb_list\"}\n", 22) == 22 && !test::read_line_fd(fd.get()).empty()) return;
+    if (ms_since(since) > 60000) throw std::runtime_error("the API did not answer within 60 s; see " + log);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+Figures measure(test::Testbed& tb, const test::HostPaths& host, const std::vector<std::string>& command, const std::string& dir,
+                int rounds, int& plugs) {
+  Figures f;
+  test::Qemu vm1(dir, "vm1"), vm2(dir, "vm2");
+  vm1.start();
+  vm2.start();
+  write_config(dir, vm1, vm2);
+  std::string socket = dir + "/api.sock";
+  ClientOptions options;
+  options.transport = "unix", options.path = socket, options.timeout_ms = 30000;
+
+  // Start: the API's first answer, then the first uevent handled (the add is sent again every 20 ms
+  // until a usb_connected says it was seen: a monitor not yet listening loses it).
+  std::vector<std::string> argv = command;
+  argv.insert(argv.end(), {"-c", dir + "/vhotplug.conf"});
+  auto t0 = clock_type::now();
+  test::Child daemon(argv, "/dev/null", dir + "/daemon.log");
+  wait_for_api(socket, t0, dir + "/daemon.log");
+  f.api_ready_ms = ms_since(t0);
+  EventStream events(socket);
+  int devnum = next_address(plugs);
+  auto probe = tb.add_usb({.parent = host.root_hub, .name = "1-9", .busnum = 1, .devnum = devnum, .vid = "1a86", .pid = "7523",
+                           .interfaces = {{0xff, 1, 2, "ch341"}}});
+  for (;;) {
+    tb.uevent(probe, "add");
+    if (auto at = events.wait("usb_connected", node_of(1, devnum), std::chrono::milliseconds(20))) {
+      f.first_uevent_ms = ms_since(t0, *at);
+      break;
+    }
+    if (ms_since(t0) > 60000) throw std::runtime_error("no usb_connected within 60 s");
+  }
+  tb.unplug(probe);
+  events.wait("usb_disconnected", node_of(1, devnum), std::chrono::milliseconds(10000));
+
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // idle
+  std::tie(f.rss_mib, f.pss_mib) = rss_pss_mib(daemon.pid());
+
+  {  // usb_list on one connection
+    ApiClient client(options);
+    constexpr int kLists = 2000;
+    auto start = clock_type::now();
+    for (int i = 0; i < kLists; ++i) {
+      auto t = clock_type::now();
+      client.send_raw("{\"action\":\"usb_list\"}\n");
+      if (client.read_line().find("\"usb_devices\"") == std::string::npos) throw std::runtime_error("usb_list failed");
+      f.list_us.push_back(ms_since(t) * 1000);
+    }
+    f.list_per_s = kLists / (ms_since(start) / 1000);
+  }
+
+  // Plug and unplug of a device no rule passes: usb_connected / usb_disconnected.
+  for (int i = 0; i < rounds; ++i) {
+    int n = next_address(plugs);
+    auto path = tb.add_usb({.parent = host.root_hub, .name = "1-9", .busnum = 1, .devnum = n, .vid = "1a86", .pid = "7523",
+                            .interfaces = {{0xff, 1, 2, "ch341"}}});
+    auto t = clock_type::now();
+    tb.uevent(path, "add");
+    if (auto at = events.wait("usb_connected", node_of(1, n), std::chrono::milliseconds(10000))) f.connected_ms.push_back(ms_since(t, *at));
+    t = clock_type::now();
+    tb.unplug(path);
+    if (auto at = events.wait("usb_disconnected", node_of(1, n), std::chrono::milliseconds(10000))) f.disconnected_ms.push_back(ms_since(t, *at));
+  }
+
+  // A key plugged (to vm1 by rule) and unplugged: usb_attached, and usb-host in QEMU and gone again.
+  for (int i = 0; i < rounds; ++i) {
+    int n = next_address(plugs);
+    auto path = tb.add_usb(key(host, n));
+    auto before = vm1.usb_ids().size();
+    auto t = clock_type::now();
+    tb.uevent(path, "add");
+    while (vm1.usb_ids().size() == before && ms_since(t) < 10000) {}
+    if (vm1.usb_ids().size() > before) f.visible_ms.push_back(ms_since(t));
+    if (auto at = events.wait("usb_attached", node_of(1, n), std::chrono::milliseconds(10000))) f.attached_ms.push_back(ms_since(t, *at));
+    auto held = vm1.usb_ids().size();
+    t = clock_type::now();
+    tb.unplug(path);
+    while (vm1.usb_ids().size() == held && ms_since(t) < 10000) {}
+    if (vm1.usb_ids().size() < held) f.gone_ms.push_back(ms_since(t));
+    events.wait("usb_disconnected", node_of(1, n), std::chrono::milliseconds(10000));
+  }
+  daemon.stop(SIGTERM);
+  vm1.kill();
+  vm2.kill();
+  return f;
+}
+
+// One plug on vhotplugd -d: the debug log's lines from the uevent to usb_attached, with offsets.
+void trace(test::Testbed& tb, const test::HostPaths& host, const std::string& dir, int devnum) {
+  test::Qemu vm1(dir, "vm1"), vm2(dir, "vm2");
+  vm1.start();
+  vm2.start();
+  write_config(dir, vm1, vm2);
+  test::Child daemon({VHOTPLUGD_BINARY, "-d", "-c", dir + "/vhotplug.conf"}, "/dev/null", dir + "/daemon.log");
+  wait_for_api(dir + "/api.sock", clock_type::now(), dir + "/daemon.log");
+  EventStream events(dir + "/api.sock");
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // idle, as a plug finds the daemon
+  auto path = tb.add_usb(key(host, devnum));
+  auto uevent = std::chrono::system_clock::now();
+  auto t = clock_type::now();
+  tb.uevent(path, "add");
+  auto attached = events.wait("usb_attached", node_of(1, devnum), std::chrono::milliseconds(10000));
+  if (!attached) throw std::runtime_error("trace: no usb_attached; see " + dir + "/daemon.log");
+  double attached_ms = ms_since(t, *attached);
+  daemon.stop(SIGTERM);
+  vm1.kill();
+  vm2.kill();
+  auto origin = std::chrono::duration<double, std::micro>(uevent.time_since_epoch()).count();
+  std::printf("\nOne plug on `vhotplugd -d` (its log; offsets from the uevent):\n\n");
+  std::ifstream log(dir + "/daemon.log");
+  static const std::regex stamped(R"(^\[([0-9-]+ [0-9:.]+)\] \[[^\]]*\] \[[^\]]*\] (.*)$)");
+  for (std::string line; std::getline(log, line);) {
+    std::smatch m;
+    if (!std::regex_match(line, m, stamped)) continue;
+    double at_ms = (log_time_us(m[1]) - origin) / 1000;
+    if (at_ms < 0 || at_ms > attached_ms) continue;
+    std::printf("    %+8.3f ms  %s\n", at_ms, m[2].str().substr(0, 150).c_str());
+  }
+  std::printf("    %+8.3f ms  usb_attached read by the client\n", attached_ms);
+}
+
+std::string p50_p99(const std::vector<double>& v, const char* unit, int decimals) {
+  if (v.empty()) return "—";
+  char text[96];
+  std::snprintf(text, sizeof text, "%.*f / %.*f %s", decimals, percentile(v, 0.5), decimals, percentile(v, 0.99), unit);
+  return text;
+}
+
+std::string one(double value, const char* unit, int decimals) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f %s", decimals, value, unit);
+  return text;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  test::enter_mock_environment(argc, argv);
+  test::disable_automatic_uevents();  // one "add" per plug, sent once sysfs is complete: the clock starts there
+  std::vector<std::string> reference;
+  int rounds = 30;
+  bool tracing = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (flag == "--trace") {
+      tracing = true;
+      continue;
+    }
+    if (i + 1 >= argc) break;
+    if (flag == "--reference") {
+      std::istringstream words(argv[i + 1]);
+      for (std::string w; words >> w;) reference.push_back(w);
+    } else if (flag == "--rounds") {
+      rounds = std::stoi(argv[i + 1]);
+    }
+    ++i;
+  }
+  test::TempDir dir;
+  test::Testbed tb;
+  auto host = test::add_realistic_host(tb);
+  int plugs = 0;
+  std::vector<std::pair<std::string, Figures>> runs;
+  std::filesystem::create_directories(dir / "vhotplugd");
+  runs.emplace_back("vhotplugd", measure(tb, host, {VHOTPLUGD_BINARY}, dir / "vhotplugd", rounds, plugs));
+  if (!reference.empty()) {
+    std::filesystem::create_directories(dir / "reference");
+    runs.emplace_back("reference", measure(tb, host, reference, dir / "reference", rounds, plugs));
+  }
+
+  std::printf("| figure |");
+  for (const auto& [name, f] : runs) std::printf(" %s |", name.c_str());
+  std::printf("\n|---|");
+  for (std::size_t i = 0; i < runs.size(); ++i) std::printf("---|");
+  std::printf("\n");
+  auto row = [&](const char* figure, auto cell) {
+    std::printf("| %s |", figure);
+    for (const auto& [name, f] : runs) std::printf(" %s |", cell(f).c_str());
+    std::printf("\n");
+  };
+  row("start → API ready", [](const Figures& f) { return one(f.api_ready_ms, "ms", 1); });
+  row("start → first uevent handled", [](const Figures& f) { return one(f.first_uevent_ms, "ms", 1); });
+  row("idle RSS / PSS", [](const Figures& f) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.1f / %.1f MiB", f.rss_mib, f.pss_mib);
+    return std::string(text);
+  });
+  row("`usb_list` round trip p50 / p99 (3 devices, one Unix connection)", [](const Figures& f) { return p50_p99(f.list_us, "µs", 0); });
+  row("`usb_list` sequential throughput", [](const Figures& f) { return one(f.list_per_s, "req/s", 0); });
+  row("uevent add → `usb_connected` p50 / p99", [](const Figures& f) { return p50_p99(f.connected_ms, "ms", 2); });
+  row("uevent remove → `usb_disconnected` p50 / p99", [](const Figures& f) { return p50_p99(f.disconnected_ms, "ms", 2); });
+  row("plug → `usb_attached` p50 / p99", [](const Figures& f) { return p50_p99(f.attached_ms, "ms", 1); });
+  row("plug → `usb-host` visible in QEMU p50 / p99", [](const Figures& f) { return p50_p99(f.visible_ms, "ms", 1); });
+  row("unplug → `usb-host` gone p50 / p99", [](const Figures& f) { return p50_p99(f.gone_ms, "ms", 1); });
+  std::printf("\n%d rounds of each plug; samples: ", rounds);
+  for (const auto& [name, f] : runs)
+    std::printf("%s %zu/%zu/%zu/%zu/%zu  ", name.c_str(), f.connected_ms.size(), f.disconnected_ms.size(), f.attached_ms.size(),
+                f.visible_ms.size(), f.gone_ms.size());
+  std::printf("(connected/disconnected/attached/visible/gone)\n");
+  if (tracing) {
+    std::filesystem::create_directories(dir / "trace");
+    trace(tb, host, dir / "trace", next_address(plugs));
+  }
+  return 0;
+}
