@@ -238,6 +238,23 @@ TEST_F(Service, UnderSystemdItWritesToTheJournalWithPrioritiesAndTheLinesFields)
   EXPECT_EQ(test::read_file(dir / "daemon.log"), "");  // nothing went to standard error instead
 }
 
+// Whether the process has this library mapped.
+bool maps_library(pid_t pid, const std::string& name) { return test::read_file("/proc/" + std::to_string(pid) + "/maps").find(name) != std::string::npos; }
+
+TEST_F(Service, LibkmodIsLoadedOnlyWhenADriverRuleAsks) {
+  auto daemon = start();
+  EXPECT_FALSE(maps_library(daemon->pid(), "libkmod.so"));
+  EXPECT_FALSE(maps_library(daemon->pid(), "libcrypto.so"));  // libkmod's, 1.4 MiB resident
+  auto& groups = config["usbPassthrough"];  // first, so that every device is asked
+  groups.insert(groups.begin(), json{{"targetVm", "vm1"}, {"allow", {{{"driverPath", ".*/drivers/usb/.*"}}}}});
+  write_config();
+  ::kill(daemon->pid(), SIGHUP);
+  EXPECT_TRUE(eventually([&] {
+    (void)test::run_capture(ctl({"usb", "list"}));  // the rules are asked about each device
+    return maps_library(daemon->pid(), "libkmod.so.2");
+  })) << test::read_file(dir / "daemon.log");
+}
+
 // One version: CMake's project version is what both binaries print and what the package carries.
 TEST(Version, BothBinariesPrintTheProjectVersionTheDebianChangelogCarries) {
   EXPECT_EQ(test::run_capture({VHOTPLUGD_BINARY, "--version"}).out, "vhotplugd " VHP_VERSION "\n");

@@ -15,8 +15,9 @@ class ModuleResolver {
   virtual std::vector<std::string> module_paths(const std::string& modalias) = 0;
 };
 
-// libkmod over the running kernel's /lib/modules; answers are cached per modalias.
-// With no module directory (a kernel without modules) every answer is empty.
+// libkmod over the running kernel's /lib/modules, loaded at the first question; answers are cached
+// per modalias. With no module directory (a kernel without modules) or no libkmod every answer is
+// empty.
 std::unique_ptr<ModuleResolver> make_kmod_resolver();
 
 }  // namespace vhp
