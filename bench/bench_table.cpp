@@ -309,50 +309,55 @@ int main(int argc, char** argv) {
     }
     ++i;
   }
-  test::TempDir dir;
-  test::Testbed tb;
-  auto host = test::add_realistic_host(tb);
-  int plugs = 0;
-  std::vector<std::pair<std::string, Figures>> runs;
-  std::filesystem::create_directories(dir / "vhotplugd");
-  runs.emplace_back("vhotplugd", measure(tb, host, {VHOTPLUGD_BINARY}, dir / "vhotplugd", rounds, plugs));
-  if (!reference.empty()) {
-    std::filesystem::create_directories(dir / "reference");
-    runs.emplace_back("reference", measure(tb, host, reference, dir / "reference", rounds, plugs));
-  }
+  try {  // a failure says what and unwinds: the VMs, the daemons and the temporary directory go
+    test::TempDir dir;
+    test::Testbed tb;
+    auto host = test::add_realistic_host(tb);
+    int plugs = 0;
+    std::vector<std::pair<std::string, Figures>> runs;
+    std::filesystem::create_directories(dir / "vhotplugd");
+    runs.emplace_back("vhotplugd", measure(tb, host, {VHOTPLUGD_BINARY}, dir / "vhotplugd", rounds, plugs));
+    if (!reference.empty()) {
+      std::filesystem::create_directories(dir / "reference");
+      runs.emplace_back("reference", measure(tb, host, reference, dir / "reference", rounds, plugs));
+    }
 
-  std::printf("| figure |");
-  for (const auto& [name, f] : runs) std::printf(" %s |", name.c_str());
-  std::printf("\n|---|");
-  for (std::size_t i = 0; i < runs.size(); ++i) std::printf("---|");
-  std::printf("\n");
-  auto row = [&](const char* figure, auto cell) {
-    std::printf("| %s |", figure);
-    for (const auto& [name, f] : runs) std::printf(" %s |", cell(f).c_str());
+    std::printf("| figure |");
+    for (const auto& [name, f] : runs) std::printf(" %s |", name.c_str());
+    std::printf("\n|---|");
+    for (std::size_t i = 0; i < runs.size(); ++i) std::printf("---|");
     std::printf("\n");
-  };
-  row("start → API ready", [](const Figures& f) { return one(f.api_ready_ms, "ms", 1); });
-  row("start → first uevent handled", [](const Figures& f) { return one(f.first_uevent_ms, "ms", 1); });
-  row("idle RSS / PSS", [](const Figures& f) {
-    char text[64];
-    std::snprintf(text, sizeof text, "%.1f / %.1f MiB", f.rss_mib, f.pss_mib);
-    return std::string(text);
-  });
-  row("`usb_list` round trip p50 / p99 (3 devices, one Unix connection)", [](const Figures& f) { return p50_p99(f.list_us, "µs", 0); });
-  row("`usb_list` sequential throughput", [](const Figures& f) { return one(f.list_per_s, "req/s", 0); });
-  row("uevent add → `usb_connected` p50 / p99", [](const Figures& f) { return p50_p99(f.connected_ms, "ms", 2); });
-  row("uevent remove → `usb_disconnected` p50 / p99", [](const Figures& f) { return p50_p99(f.disconnected_ms, "ms", 2); });
-  row("plug → `usb_attached` p50 / p99", [](const Figures& f) { return p50_p99(f.attached_ms, "ms", 1); });
-  row("plug → `usb-host` visible in QEMU p50 / p99", [](const Figures& f) { return p50_p99(f.visible_ms, "ms", 1); });
-  row("unplug → `usb-host` gone p50 / p99", [](const Figures& f) { return p50_p99(f.gone_ms, "ms", 1); });
-  std::printf("\n%d rounds of each plug; samples: ", rounds);
-  for (const auto& [name, f] : runs)
-    std::printf("%s %zu/%zu/%zu/%zu/%zu  ", name.c_str(), f.connected_ms.size(), f.disconnected_ms.size(), f.attached_ms.size(),
-                f.visible_ms.size(), f.gone_ms.size());
-  std::printf("(connected/disconnected/attached/visible/gone)\n");
-  if (tracing) {
-    std::filesystem::create_directories(dir / "trace");
-    trace(tb, host, dir / "trace", next_address(plugs));
+    auto row = [&](const char* figure, auto cell) {
+      std::printf("| %s |", figure);
+      for (const auto& [name, f] : runs) std::printf(" %s |", cell(f).c_str());
+      std::printf("\n");
+    };
+    row("start → API ready", [](const Figures& f) { return one(f.api_ready_ms, "ms", 1); });
+    row("start → first uevent handled", [](const Figures& f) { return one(f.first_uevent_ms, "ms", 1); });
+    row("idle RSS / PSS", [](const Figures& f) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%.1f / %.1f MiB", f.rss_mib, f.pss_mib);
+      return std::string(text);
+    });
+    row("`usb_list` round trip p50 / p99 (3 devices, one Unix connection)", [](const Figures& f) { return p50_p99(f.list_us, "µs", 0); });
+    row("`usb_list` sequential throughput", [](const Figures& f) { return one(f.list_per_s, "req/s", 0); });
+    row("uevent add → `usb_connected` p50 / p99", [](const Figures& f) { return p50_p99(f.connected_ms, "ms", 2); });
+    row("uevent remove → `usb_disconnected` p50 / p99", [](const Figures& f) { return p50_p99(f.disconnected_ms, "ms", 2); });
+    row("plug → `usb_attached` p50 / p99", [](const Figures& f) { return p50_p99(f.attached_ms, "ms", 1); });
+    row("plug → `usb-host` visible in QEMU p50 / p99", [](const Figures& f) { return p50_p99(f.visible_ms, "ms", 1); });
+    row("unplug → `usb-host` gone p50 / p99", [](const Figures& f) { return p50_p99(f.gone_ms, "ms", 1); });
+    std::printf("\n%d rounds of each plug; samples: ", rounds);
+    for (const auto& [name, f] : runs)
+      std::printf("%s %zu/%zu/%zu/%zu/%zu  ", name.c_str(), f.connected_ms.size(), f.disconnected_ms.size(), f.attached_ms.size(),
+                  f.visible_ms.size(), f.gone_ms.size());
+    std::printf("(connected/disconnected/attached/visible/gone)\n");
+    if (tracing) {
+      std::filesystem::create_directories(dir / "trace");
+      trace(tb, host, dir / "trace", next_address(plugs));
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_table: %s\n", e.what());
+    return 1;
   }
   return 0;
 }

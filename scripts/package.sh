@@ -24,6 +24,7 @@ for page in man8/vhotplugd.8 man1/vhotplugctl.1 man1/vhotplugcli.1 man5/vhotplug
 done
 
 dpkg -i "$deb"
+trap 'dpkg --purge vhotplugd >/dev/null 2>&1 || true; rm -rf "$work"' EXIT  # a failed check leaves nothing installed
 installed=$(dpkg -L vhotplugd)
 unit=$(pkg-config --variable=systemdsystemunitdir systemd)/vhotplugd.service
 systemd-analyze verify "$unit"

@@ -9,8 +9,8 @@ set -euo pipefail
 
 work=$(mktemp -d /tmp/vhp-service.XXXXXX)
 cleanup() {
-  umount "$work/root" 2>/dev/null || true
-  umount "$work" 2>/dev/null || true
+  umount -l "$work/root" 2>/dev/null || true
+  umount -l "$work" 2>/dev/null || true
   rmdir "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -53,6 +53,10 @@ wait_for() {  # wait_for SECONDS COMMAND...: until the command succeeds
   until "${@:2}"; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done
 }
 active() { [ "$(prop ActiveState)" = active ]; }
+# journald stores asynchronously: wait_for these. (Output captured first: grep -q on a pipe under
+# pipefail fails by SIGPIPE.)
+logged() { [ -n "$(journalctl "$@" -o cat --no-pager)" ]; }
+says() { local text; text=$(journalctl -u vhotplugd -o cat --no-pager); grep -qF "$1" <<<"$text"; }
 restarted() { [ "$(prop NRestarts)" -ge 1 ] && active; }
 
 systemctl start vhotplugd.service  # Type=notify: returns once READY=1 came
@@ -63,22 +67,24 @@ check "vhotplugctl status answers" grep -q "netvm" <<<"$status"
 check "vmm args answers" test -z "$(vhotplugctl -t unix vmm args --vm netvm 2>&1)"
 check "a refused request answers Permission denied" grep -q "Permission denied" <<<"$(vhotplugctl -t unix usb suspend 2>&1)"
 systemctl reload vhotplugd.service
-check "a reload goes through" wait_for 10 grep -q "config reloaded" <(journalctl -u vhotplugd -o cat --no-pager)
-check "lines about a device carry VHOTPLUG_DEVICE" test -n "$(journalctl VHOTPLUG_DEVICE=pci-0000:00:00.0 -o cat --no-pager)"
-check "lines about a VM carry VHOTPLUG_VM" test -n "$(journalctl VHOTPLUG_VM=netvm -o cat --no-pager)"
-check "lines about a caller carry VHOTPLUG_CALLER" test -n "$(journalctl 'VHOTPLUG_CALLER=unix uid 0' -o cat --no-pager)"
-check "warnings have priority 4" test -n "$(journalctl -u vhotplugd -p warning..warning -o cat --no-pager)"
+check "a reload goes through" wait_for 10 says "config reloaded"
+pci=$(basename "$(ls -d /sys/bus/pci/devices/* | head -1)")
+check "lines about a device carry VHOTPLUG_DEVICE" wait_for 10 logged "VHOTPLUG_DEVICE=pci-$pci"
+check "lines about a VM carry VHOTPLUG_VM" wait_for 10 logged VHOTPLUG_VM=netvm
+check "lines about a caller carry VHOTPLUG_CALLER" wait_for 10 logged "VHOTPLUG_CALLER=unix uid 0"
+check "warnings have priority 4" wait_for 10 logged -u vhotplugd -p warning..warning
 
 pid=$(prop MainPID)
-kill -STOP "$pid"  # the event loop stops: no WATCHDOG=1 any more
+check "the daemon has a main process" test "$pid" -gt 0
+[ "$pid" -gt 0 ] && kill -STOP "$pid"  # the event loop stops: no WATCHDOG=1 any more
 check "a hung loop is killed by the watchdog and restarted" wait_for 40 restarted
 check "the restarted daemon is a new process" test "$(prop MainPID)" != "$pid"
-check "the watchdog is what killed it" grep -q "Watchdog timeout" <(journalctl -u vhotplugd -o cat --no-pager)
+check "the watchdog is what killed it" wait_for 10 says "Watchdog timeout"
 journalctl -u vhotplugd -o short-monotonic --no-pager | tail -40
 echo "failures: $failures"
 EOF
 
-timeout 300 systemd-nspawn --quiet --register=no --keep-unit --machine=vhp-check --directory="$root" \
+timeout -k 30 300 systemd-nspawn --quiet --register=no --keep-unit --machine=vhp-check --directory="$root" \
   --bind="$work/out:/out" --boot -- systemd.unit=vhp-check.service </dev/null >"$work/out/console.log" 2>&1 || true
 log=$work/out/check.log
 if [ -f "$log" ] && grep -q "^failures: 0$" "$log"; then
