@@ -1,6 +1,5 @@
 #include "app/journal_sink.h"
 
-#include <array>
 #include <vector>
 
 #include <sys/uio.h>

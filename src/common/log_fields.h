@@ -18,7 +18,7 @@ class LogFields {
   const std::string& vm() const { return vm_; }
   const std::string& caller() const { return caller_; }
 
-  // The fields of the line this thread is logging now (null outside log_with): sinks run
+  // The fields of the line this thread is logging now (null outside log()): sinks run
   // synchronously in the logging thread, so the journal sink reads them from here.
   static const LogFields* current() { return current_; }
 

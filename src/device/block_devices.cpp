@@ -77,8 +77,6 @@ std::string describe(const std::vector<HostMount>& mounts) {
   return list;
 }
 
-bool has_block_devices(const std::string& sys_path, const HostInterfaces& host) { return BlockDevices(host).any_below(sys_path); }
-
 std::vector<HostMount> mounts_behind(const std::string& sys_path, const HostInterfaces& host) {
   return BlockDevices(host).mounts_behind(sys_path);
 }

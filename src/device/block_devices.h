@@ -31,11 +31,10 @@ struct HostMount {
 // holders (device-mapper, LUKS, LVM, md). A mount is matched by its device number, or by its
 // source device where the number is anonymous (btrfs shows 0:N).
 std::vector<HostMount> mounts_behind(const std::string& sys_path, const HostInterfaces& host = {});
-// Whether any block device sits below `sys_path` (a USB disk's appear a moment after the device).
-bool has_block_devices(const std::string& sys_path, const HostInterfaces& host = {});
 
 // The host's block devices with their resolved sysfs paths, read once for many questions: a device
-// list asks the two questions above of every storage device in turn.
+// list asks of every storage device in turn what it holds mounted and (any_below) whether its block
+// devices are there at all (a USB disk's appear a moment after the device).
 class BlockDevices {
  public:
   explicit BlockDevices(HostInterfaces host);
