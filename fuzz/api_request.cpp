@@ -40,9 +40,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static vhp::Protocol protocol(manager);
   vhp::Session session;
   auto outcome = protocol.handle(std::string_view(reinterpret_cast<const char*>(data), size), session);
-  if (outcome.command.has_value() == outcome.response.has_value()) std::abort();  // exactly one of them
+  if (int(outcome.command.has_value()) + int(outcome.response.has_value()) + int(outcome.line.has_value()) != 1) std::abort();  // exactly one
   if (outcome.command) return 0;  // attach/detach: run by the daemon, not here
-  auto line = vhp::Protocol::to_line(*outcome.response);
-  if (!outcome.response->contains("result") || line.back() != '\n' || line.find('\n') != line.size() - 1) std::abort();
+  auto line = outcome.response_line();
+  if (!nlohmann::json::parse(line).contains("result") || line.back() != '\n' || line.find('\n') != line.size() - 1) std::abort();
   return 0;
 }

@@ -1,9 +1,13 @@
 // The request protocol, without sockets: every error text, the list shapes, the session flag.
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "api/protocol.h"
 #include "api/wire.h"
 #include "support/policy.h"
+#include "support/temp_dir.h"
 
 namespace vhp {
 namespace {
@@ -29,7 +33,7 @@ class ProtocolTest : public testing::Test {
     nic.vid = "8086", nic.did = "A0F0", nic.vendor_id = 0x8086, nic.device_id = 0xa0f0;
     registry.upsert(nic);
   }
-  nlohmann::ordered_json respond(std::string_view line) { return *protocol.handle(line, session).response; }
+  nlohmann::ordered_json respond(std::string_view line) { return nlohmann::ordered_json::parse(protocol.handle(line, session).response_line()); }
   std::string handle(std::string_view line) { return respond(line).dump(); }
 
   DeviceRegistry registry;
@@ -66,6 +70,83 @@ TEST_F(ProtocolTest, ListFilters) {
   EXPECT_EQ(respond(R"({"action":"usb_list","tag":"net"})")["usb_devices"].size(), 0u);
   EXPECT_EQ(respond(R"({"action":"pci_list","tag":"net"})")["pci_devices"].size(), 1u);
   EXPECT_EQ(respond(R"({"action":"pci_list","tag":"gpu"})")["pci_devices"].size(), 0u);
+}
+
+// usb_list's answer is kept between requests: each thing it depends on must show at the next one.
+TEST_F(ProtocolTest, UsbListFollowsEveryChangeItDependsOn) {
+  auto listed = [&](const char* request = R"({"action":"usb_list"})") { return respond(request)["usb_devices"]; };
+  ASSERT_EQ(listed().size(), 1u);
+  const UsbDevice key = *registry.find_usb("/sys/devices/usb3/3-2/3-2.1");
+  manager.placements().record_attached(key, "vm2", Cause::plug());
+  EXPECT_EQ(listed()[0]["vm"], "vm2");
+  manager.placements().record_detached(key, Cause::unplug());
+  EXPECT_TRUE(listed()[0]["vm"].is_null());
+  EXPECT_EQ(listed(R"({"action":"usb_list","disconnected":true})").size(), 0u);
+  manager.placements().set_disconnected(key, true, Cause::plug());
+  EXPECT_EQ(listed(R"({"action":"usb_list","disconnected":true})").size(), 1u);
+  UsbDevice other = key;
+  other.sys_path = "/sys/devices/usb3/3-3", other.sys_name = "3-3", other.devnum = 13, other.device_node = "/dev/bus/usb/003/013";
+  registry.upsert(other);
+  EXPECT_EQ(listed().size(), 2u);
+  registry.erase_usb(other.sys_path);
+  EXPECT_EQ(listed().size(), 1u);
+  manager.set_policy(test::make_policy(R"({"vms": [{"name": "vm1", "type": "qemu", "socket": "/a"}],
+    "usbPassthrough": [{"targetVm": "vm1", "allow": [{"vendorId": "1050", "productId": "0407"}]}]})"));
+  EXPECT_EQ(listed()[0]["allowed_vms"], nlohmann::ordered_json::array({"vm1"}));
+}
+
+// A caller limited to some VMs gets the kept answer's entries for those VMs only.
+TEST_F(ProtocolTest, UsbListForACallerWithAGrantShowsOnlyItsVms) {
+  manager.set_policy(test::make_policy(R"({"vms": [{"name": "vm1", "type": "qemu", "socket": "/a"}, {"name": "vm2", "type": "qemu", "socket": "/b"}],
+    "usbPassthrough": [{"targetVm": "vm2", "allow": [{"vendorId": "1050", "productId": "0407"}]},
+                       {"targetVm": "vm1", "allow": [{"vendorId": "0781", "productId": "5581"}]}]})"));
+  UsbDevice stick = *registry.find_usb("/sys/devices/usb3/3-2/3-2.1");
+  stick.sys_path = "/sys/devices/usb3/3-3", stick.sys_name = "3-3", stick.devnum = 13, stick.vid = "0781", stick.pid = "5581";
+  registry.upsert(stick);
+  ASSERT_EQ(respond(R"({"action":"usb_list"})")["usb_devices"].size(), 2u);  // kept, then asked with a grant
+  session.grant = std::make_shared<const Grant>(Grant{"permissions[0]", {"list"}, std::set<std::string>{"vm1"}});
+  auto list = respond(R"({"action":"usb_list"})")["usb_devices"];
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["vid"], "0781");
+  session.grant = std::make_shared<const Grant>(Grant{"permissions[0]", {"list"}, std::set<std::string>{"vm3"}});
+  EXPECT_EQ(handle(R"({"action":"usb_list"})"), R"({"result":"ok","usb_devices":[]})");
+}
+
+// The list leaves out a disk the host has mounted, and mounts come and go without an event: the kept
+// answer must still follow them (a scratch sysfs: a stick with sda and its partition sda1).
+TEST(UsbListOfStorage, FollowsTheHostsMounts) {
+  namespace fs = std::filesystem;
+  test::TempDir dir;
+  std::string stick_path = dir / "sys/devices/usb1/1-3", partition = stick_path + "/1-3:1.0/host0/block/sda/sda1";
+  fs::create_directories(partition);
+  std::ofstream(stick_path + "/1-3:1.0/host0/block/sda/dev") << "8:0\n";
+  std::ofstream(partition + "/dev") << "8:1\n";
+  std::ofstream(partition + "/partition") << "1\n";
+  fs::create_directories(dir / "sys/class/block");
+  fs::create_symlink(stick_path + "/1-3:1.0/host0/block/sda", dir / "sys/class/block/sda");
+  fs::create_symlink(partition, dir / "sys/class/block/sda1");
+  std::ofstream(dir / "mountinfo") << "22 1 259:3 / / rw,relatime - ext4 /dev/nvme0n1p2 rw\n";
+  std::ofstream(dir / "swaps") << "Filename\tType\tSize\tUsed\tPriority\n";
+
+  DeviceRegistry registry;
+  UsbDevice stick;
+  stick.sys_path = stick_path, stick.sys_name = "1-3", stick.device_node = "/dev/bus/usb/001/004";
+  stick.vid = "0781", stick.pid = "5581", stick.interfaces = ":080650:", stick.busnum = 1, stick.devnum = 4, stick.ports = {3};
+  registry.upsert(stick);
+  StateStore store{""};
+  DeviceManager manager{registry, test::make_policy(R"({"vms": [{"name": "vm1", "type": "qemu", "socket": "/a"}],
+    "usbPassthrough": [{"targetVm": "vm1", "allow": [{"interfaceClass": 8}]}]})"), store,
+                        HostInterfaces{dir / "sys", dir / "dev", dir / "mountinfo", dir / "swaps"}};
+  Protocol protocol{manager};
+  Session session;
+  auto listed = [&] { return nlohmann::json::parse(protocol.handle(R"({"action":"usb_list"})", session).response_line())["usb_devices"].size(); };
+  EXPECT_EQ(listed(), 1u);
+  std::ofstream(dir / "mountinfo", std::ios::app) << "36 22 8:1 / /boot rw,relatime - vfat /dev/sda1 rw\n";
+  EXPECT_EQ(listed(), 0u);  // now the host's boot disk
+  std::ofstream(dir / "mountinfo") << "22 1 259:3 / / rw,relatime - ext4 /dev/nvme0n1p2 rw\n";
+  EXPECT_EQ(listed(), 1u);  // unmounted again
+  std::ofstream(dir / "swaps", std::ios::app) << "/dev/sda1\tpartition\t1024\t0\t-2\n";
+  EXPECT_EQ(listed(), 0u);  // the host swaps on it
 }
 
 TEST_F(ProtocolTest, PciAttachAndDetachBecomeCommands) {
@@ -171,7 +252,7 @@ class VmmArgsRequest : public ProtocolTest {
  protected:
   VmmArgs parsed(std::string_view line) {
     auto outcome = protocol.handle(line, session);
-    EXPECT_TRUE(outcome.command) << (outcome.response ? outcome.response->dump() : "");
+    EXPECT_TRUE(outcome.command) << (outcome.command ? "" : outcome.response_line());
     return outcome.command ? std::get<VmmArgs>(*outcome.command) : VmmArgs{};
   }
 };
@@ -227,7 +308,7 @@ TEST_F(ProtocolTest, EvdevListHasTheInputDevicesRulesSendSomewhere) {
     "evdevPassthrough": [{"targetVm": "gui-vm", "tag": "input", "allow": [{"property": "ID_INPUT_KEYBOARD", "value": "1"}]}]})"), s};
   m.evdev_attachments()[kbd.sys_path] = "gui-vm";
   Protocol p{m};
-  EXPECT_EQ(p.handle(R"({"action":"evdev_list"})", session).response->dump(),
+  EXPECT_EQ(nlohmann::ordered_json::parse(p.handle(R"({"action":"evdev_list"})", session).response_line()).dump(),
             R"({"result":"ok","evdev_devices":[{"name":"AT Translated Set 2 keyboard","sys_name":"event3","bus":"i8042",)"
             R"("device_node":"/dev/input/event3","path_tag":null,"allowed_vms":["gui-vm"],"vm":"gui-vm","tag":"input"}]})");
 }

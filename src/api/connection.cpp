@@ -124,7 +124,7 @@ asio::awaitable<void> Connection::read_loop() {
       send(Protocol::to_line(response));
       continue;
     }
-    send(Protocol::to_line(*outcome.response));
+    send(outcome.response_line());
     if (outcome.replay_pending_selects && pending_events_)
       for (const auto& event : pending_events_()) send(Protocol::to_line(event));
   }

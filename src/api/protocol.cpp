@@ -156,6 +156,38 @@ bool shown(const Grant* grant, const Listing& entry) {
 
 }  // namespace
 
+std::string Outcome::response_line() const { return line ? *line : Protocol::to_line(response.value()); }
+
+std::string Protocol::usb_list_line(const ListFilter& filter, const Grant* grant) {
+  static constexpr std::size_t max_filters = 4;  // filters differ by tag: a client's strings must not grow this
+  auto stamp = manager_.usb_list_stamp();
+  auto key = std::pair(filter.disconnected, filter.tag);
+  auto it = usb_lists_.find(key);
+  if (it == usb_lists_.end() || it->second.stamp != stamp) {
+    if (it == usb_lists_.end() && usb_lists_.size() >= max_filters) usb_lists_.clear();
+    UsbListCache fresh{std::move(stamp), {}, R"({"result":"ok","usb_devices":[)"};
+    for (const auto& entry : manager_.usb_list(filter)) {
+      if (!fresh.entries.empty()) fresh.line += ',';
+      std::size_t begin = fresh.line.size();
+      fresh.line += to_wire(entry).dump(-1, ' ', false, json::error_handler_t::replace);
+      fresh.entries.push_back({begin, fresh.line.size(), entry.vm, entry.allowed_vms});
+    }
+    fresh.line += "]}\n";
+    it = usb_lists_.insert_or_assign(key, std::move(fresh)).first;
+  }
+  const auto& cache = it->second;
+  if (!grant) return cache.line;
+  std::string line = R"({"result":"ok","usb_devices":[)";
+  bool first = true;
+  for (const auto& e : cache.entries) {
+    if (shown(grant, e)) {
+      line.append(first ? "" : ",").append(cache.line, e.begin, e.end - e.begin);
+      first = false;
+    }
+  }
+  return line + "]}\n";
+}
+
 ordered_json Protocol::failed(const std::string& error) { return {{"result", "failed"}, {"error", error}}; }
 
 ordered_json Protocol::ok() { return {{"result", "ok"}}; }
@@ -214,12 +246,9 @@ Outcome Protocol::run(const std::string& action, const json& request, Session& s
     return {ok(), std::nullopt, true};
   }
   if (action == "usb_list") {
-    auto response = ok();
-    auto list = ordered_json::array();
-    for (const auto& entry : manager_.usb_list(list_filter(request)))
-      if (shown(grant, entry)) list.push_back(to_wire(entry));
-    response["usb_devices"] = std::move(list);
-    return {response};
+    Outcome outcome;
+    outcome.line = usb_list_line(list_filter(request), grant);
+    return outcome;
   }
   if (action == "pci_list") {
     auto response = ok();

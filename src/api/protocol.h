@@ -2,11 +2,14 @@
 // One request line in, one response object out: parsing, validation and dispatch of the vhotplug
 // API. Pure: the transport owns the bytes and the connection.
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -27,6 +30,9 @@ struct Outcome {
   std::optional<nlohmann::ordered_json> response{};
   std::optional<Command> command{};
   bool replay_pending_selects = false;  // enable_notifications: re-send usb_select_vm still waiting for an answer
+  std::optional<std::string> line{};  // instead of response: the answer already serialized ('\n' included)
+
+  std::string response_line() const;  // line, or response serialized; for an outcome that answers at once
 };
 
 class Protocol {
@@ -53,6 +59,21 @@ class Protocol {
   // "Permission denied: …", logged once per caller and action.
   Outcome deny(const Session& session, const std::string& action, const std::string& why);
 
+  // usb_list's answer, kept while the manager's stamp says the list is the same: the whole line for
+  // callers without a grant, and where each entry is in it, for those with one.
+  struct UsbListCache {
+    struct Entry {
+      std::size_t begin = 0, end = 0;  // the entry's JSON in `line`
+      std::optional<std::string> vm;
+      std::vector<std::string> allowed_vms;
+    };
+    UsbListStamp stamp;
+    std::vector<Entry> entries;
+    std::string line;
+  };
+  std::string usb_list_line(const ListFilter& filter, const Grant* grant);
+
+  std::map<std::pair<std::optional<bool>, std::optional<std::string>>, UsbListCache> usb_lists_;  // by filter
   std::set<std::string> denials_logged_;
   DeviceManager& manager_;
   StatusSource status_source_;

@@ -6,6 +6,9 @@
 #include <set>
 #include <sstream>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace vhp {
 
 namespace fs = std::filesystem;
@@ -75,6 +78,22 @@ std::string describe(const std::vector<HostMount>& mounts) {
   std::string list;
   for (const auto& m : mounts) list += (list.empty() ? "" : ", ") + m.describe();
   return list;
+}
+
+std::string storage_fingerprint(const HostInterfaces& host) {
+  std::string print;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(host.sys) / "class" / "block", ec)) print += entry.path().filename().string() + '/';
+  if (print.empty()) return print;  // no block device: nothing can be mounted from one
+  for (const auto& file : {host.mountinfo, host.swaps}) {
+    print += '\0';
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char chunk[4096];
+    for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) > 0;) print.append(chunk, static_cast<std::size_t>(n));
+    ::close(fd);
+  }
+  return print;
 }
 
 std::vector<HostMount> mounts_behind(const std::string& sys_path, const HostInterfaces& host) {

@@ -47,6 +47,11 @@ class BlockDevices {
   HostInterfaces host_;
   std::vector<std::pair<std::string, std::string>> resolved_;  // (name, canonical sysfs path)
 };
+// What held_by_host's answers depend on, as one string: the mount table, the active swap and the
+// names of the block devices. The same string, the same answers: a cached list is still right.
+// Cheap next to BlockDevices (three reads, no path resolution).
+std::string storage_fingerprint(const HostInterfaces& host);
+
 // "/boot (nvme0n1p1), swap (nvme0n1p3)".
 std::string describe(const std::vector<HostMount>& mounts);
 

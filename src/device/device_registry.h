@@ -1,6 +1,7 @@
 #pragma once
 // The devices the host has now, and a stream of what changes, for whoever subscribes.
 // Single-threaded: owned and driven by the event loop thread.
+#include <cstdint>
 #include <map>
 #include <string>
 #include <variant>
@@ -40,6 +41,10 @@ class DeviceRegistry {
   std::vector<UsbDevice> usb_devices() const;  // ordered by sysfs path: parents before children
   std::vector<PciDevice> pci_devices() const;  // ordered by address
   std::vector<EvdevDevice> evdev_devices() const;  // ordered by sysfs path
+  template <class F>
+  void for_each_usb(F&& f) const {  // the same order as usb_devices(), without copying them
+    for (const auto& [path, d] : usb_) f(d);
+  }
   const UsbDevice* find_usb(const std::string& sys_path) const;
   const PciDevice* find_pci(const std::string& address) const;
   const EvdevDevice* find_evdev(const std::string& sys_path) const;
@@ -53,14 +58,20 @@ class DeviceRegistry {
   void erase_usb(const std::string& sys_path);
   void erase_pci(const std::string& address);
   void erase_evdev(const std::string& sys_path);
+  // Counts the changes so far: the same number, the same devices (what a cached answer is keyed by).
+  std::uint64_t version() const { return version_; }
 
  private:
-  void publish(const DeviceEvent& event) { listeners_.publish(event); }
+  void publish(const DeviceEvent& event) {
+    ++version_;  // before the listeners, who may read the registry
+    listeners_.publish(event);
+  }
 
   std::map<std::string, UsbDevice> usb_;  // by sys_path
   std::map<std::string, PciDevice> pci_;  // by address
   std::map<std::string, EvdevDevice> evdev_;  // by sys_path
   Listeners<DeviceEvent> listeners_;
+  std::uint64_t version_ = 0;
 };
 
 }  // namespace vhp

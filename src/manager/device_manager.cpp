@@ -49,19 +49,30 @@ std::optional<std::string> DeviceManager::held_by_host(const UsbDevice& d, const
 std::vector<UsbListing> DeviceManager::usb_list(const ListFilter& filter) const {
   std::vector<UsbListing> list;
   std::optional<BlockDevices> blocks;  // read once, at the first storage device
-  for (const auto& d : registry_.usb_devices()) {
+  registry_.for_each_usb([&](const UsbDevice& d) {
     auto match = policy_->match_usb(d);
-    if (!match) continue;
+    if (!match) return;
     if (!d.is_hub && has_storage_interface(d)) {
       if (!blocks) blocks.emplace(host_);
-      if (held_by_host(d, *blocks)) continue;
+      if (held_by_host(d, *blocks)) return;
     }
-    if (!passes(filter, match->tag, placements_.is_disconnected(d))) continue;
+    if (!passes(filter, match->tag, placements_.is_disconnected(d))) return;
     std::optional<std::string> vm;
     if (const auto* a = placements_.attachment(d)) vm = a->vm;
     list.push_back({d, match->vms(), vm});
-  }
+  });
   return list;
+}
+
+UsbListStamp DeviceManager::usb_list_stamp() const {
+  UsbListStamp stamp{registry_.version(), placements_.attachments_version(), placements_.store_version(), policy_version_, {}};
+  if (!storage_seen_ || storage_seen_->first != stamp.devices) {
+    bool any = false;  // a held device is left out of the list: whether it still is depends on the host's storage
+    registry_.for_each_usb([&](const UsbDevice& d) { any = any || (!d.is_hub && has_storage_interface(d)); });
+    storage_seen_.emplace(stamp.devices, any);
+  }
+  if (storage_seen_->second) stamp.storage = storage_fingerprint(host_);
+  return stamp;
 }
 
 std::vector<std::pair<PciDevice, PciMatch>> DeviceManager::pci_matched() const {

@@ -2,6 +2,7 @@
 // The daemon's model of passthrough, as its faces see it: devices (from the registry), the policy,
 // where each device is and should be (Placements), and the stream of typed events. Synchronous;
 // Passthrough drives the changes.
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -27,13 +28,24 @@ struct ListFilter {
   std::optional<std::string> tag;    // only devices whose rule has this tag
 };
 
+// What usb_list's answer depends on: while the stamp is the same, so is the list (a face may keep
+// its encoding of the list and compare stamps instead of listing again).
+struct UsbListStamp {
+  std::uint64_t devices = 0, attachments = 0, state = 0, policy = 0;
+  std::string storage;  // storage_fingerprint, when some listed device could carry a disk
+  bool operator==(const UsbListStamp&) const = default;
+};
+
 class DeviceManager {
  public:
   DeviceManager(DeviceRegistry& registry, std::shared_ptr<const Policy> policy, StateStore& store, HostInterfaces host = {})
       : registry_(registry), policy_(std::move(policy)), placements_(store), pci_placements_(store), host_(std::move(host)) {}
 
   // Swaps in a new policy at once (config reload); operations in flight re-check it when they end.
-  void set_policy(std::shared_ptr<const Policy> policy) { policy_ = std::move(policy); }
+  void set_policy(std::shared_ptr<const Policy> policy) {
+    policy_ = std::move(policy);
+    ++policy_version_;
+  }
   const Policy& policy() const { return *policy_; }
   std::shared_ptr<const Policy> policy_ptr() const { return policy_; }
   DeviceRegistry& registry() { return registry_; }
@@ -50,6 +62,7 @@ class DeviceManager {
   // out devices in shared groups of pciIommuSkipIfShared rules, and sorts by rule order, then address.
   std::vector<UsbListing> usb_list(const ListFilter& filter) const;
   std::vector<PciListing> pci_list(const ListFilter& filter) const;
+  UsbListStamp usb_list_stamp() const;
 
   // Why the host needs this USB device itself, whatever a rule says: a disk holding a filesystem the
   // host has mounted (the reference's "Device … is used as a boot device" for what it boots and
@@ -97,6 +110,8 @@ class DeviceManager {
   std::map<std::string, VmHealth> vm_health_;
   WallClock::time_point started_ = WallClock::now();
   Listeners<ManagerEvent> events_;
+  std::uint64_t policy_version_ = 0;
+  mutable std::optional<std::pair<std::uint64_t, bool>> storage_seen_;  // registry version → has a storage device
 };
 
 }  // namespace vhp

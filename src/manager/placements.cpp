@@ -16,6 +16,7 @@ const Attachment* Placements::attachment(const UsbDevice& d) const {
 
 void Placements::record_attached(const UsbDevice& d, const std::string& vm, const Cause& cause) {
   attached_[d.sys_path] = Attachment{vm, d.busnum, d.devnum};
+  ++attachments_version_;
   about(d).vm(vm).caller(cause.caller).info("usb {}: attached to {} ({})", friendly_name(d), vm, cause.text);
 }
 
@@ -24,6 +25,7 @@ std::optional<Attachment> Placements::record_detached(const UsbDevice& d, const 
   if (it == attached_.end()) return std::nullopt;
   Attachment gone = it->second;
   attached_.erase(it);
+  ++attachments_version_;
   about(d).vm(gone.vm).caller(cause.caller).info("usb {}: detached from {} ({})", friendly_name(d), gone.vm, cause.text);
   return gone;
 }

@@ -3,6 +3,7 @@
 // plug of a device, in which VM), wanted (the VM it belongs on; re-attached when that VM comes
 // up), a pending choice (the user has to pick a VM), and what the user decided (saved choice,
 // detached: persisted in the state file). Every change is logged once with its cause.
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -31,6 +32,9 @@ class Placements {
   // Forgets the attachment at the device's port, whichever plug it was; returns it.
   std::optional<Attachment> record_detached(const UsbDevice& d, const Cause& cause);
   std::vector<std::string> attached_to(const std::string& vm) const;  // sys_paths
+  // Counts the attachments recorded and forgotten: the same number, the same attachments.
+  std::uint64_t attachments_version() const { return attachments_version_; }
+  std::uint64_t store_version() const { return store_.version(); }  // the user's choices and disconnections
 
   // Wanted: the VM a device belongs on (intent; an operation in flight re-checks it when it ends).
   std::optional<std::string> wanted(const UsbDevice& d) const;
@@ -66,6 +70,7 @@ class Placements {
   std::map<std::string, std::string> wanted_;                   // sys_path → VM
   std::map<std::string, std::vector<std::string>> pending_;     // sys_path → allowed VMs
   std::map<std::string, std::string> suspended_;                // persistent id → VM
+  std::uint64_t attachments_version_ = 0;
 };
 
 }  // namespace vhp

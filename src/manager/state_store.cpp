@@ -157,6 +157,7 @@ void StateStore::update(const std::function<void(PersistentState&)>& change) {
     }
   }
   state_ = std::move(next);
+  ++version_;
 }
 
 void StateStore::set_selected_vm(const std::string& id, const std::string& vm) {

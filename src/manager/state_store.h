@@ -3,6 +3,7 @@
 // ours, only while it has entries: "pci_host_drivers": {address: driver}.
 // Written atomically (temp file, fsync, rename, fsync of the directory); a corrupt file is moved
 // aside with a clear log line and the daemon starts with empty state.
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <stdexcept>
@@ -37,6 +38,8 @@ class StateStore {
   explicit StateStore(std::string path);
 
   const PersistentState& state() const { return state_; }
+  // Counts the changes made: the same number, the same state.
+  std::uint64_t version() const { return version_; }
   // Applies a change to a copy, writes it, and only then makes it the state. Throws StateError
   // when it cannot be written (nothing changes then). A change that changes nothing writes nothing.
   void update(const std::function<void(PersistentState&)>& change);
@@ -57,6 +60,7 @@ class StateStore {
 
   std::string path_;
   PersistentState state_;
+  std::uint64_t version_ = 0;
 };
 
 }  // namespace vhp
