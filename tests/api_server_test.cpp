@@ -153,6 +153,22 @@ TEST_F(ApiServerTest, AClientThatStopsReadingIsDroppedAndNobodyElseNotices) {
   EXPECT_EQ(event["usb_device"]["device_node"], "/dev/bus/usb/001/040");
 }
 
+// Answers wait in the queue while the client is not reading, and go out several to a write once it
+// does: each must arrive whole, once, and in the order asked.
+TEST_F(ApiServerTest, AClientThatFallsBehindGetsEveryAnswerWholeAndInOrder) {
+  start();
+  auto client = connect();
+  std::string burst;
+  for (int i = 0; i < 600; ++i) burst += i % 2 ? "{\"action\":\"bogus " + std::to_string(i) + "\"}\n" : "{\"action\":\"usb_list\"}\n";
+  client->send_raw(burst);  // about 1 MB of answers: more than the socket holds, so the rest queues
+  for (int i = 0; i < 600; ++i) {
+    auto answer = json::parse(client->read_line());
+    if (i % 2) ASSERT_EQ(answer["error"], "Unknown message: bogus " + std::to_string(i)) << i;
+    else ASSERT_EQ(answer["result"], "ok") << i;
+  }
+  EXPECT_EQ(client->request({{"action", "bogus end"}})["error"], "Unknown message: bogus end");  // nothing more was waiting
+}
+
 TEST_F(ApiServerTest, AWriteThatStallsPastTheSendTimeoutDropsTheClient) {
   config.send_queue_bytes = 64 << 20;  // the queue would hold it all: only the timeout can act
   config.send_timeout_ms = 300;

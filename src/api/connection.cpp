@@ -1,5 +1,7 @@
 #include "api/connection.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <array>
 
@@ -17,6 +19,11 @@ namespace vhp {
 namespace asio = boost::asio;
 
 namespace {
+
+constexpr std::size_t kMaxWriteBytes = 256 * 1024;  // one gather write of queued lines
+// A client dropped with this much unsent: malloc keeps the freed space in its heap unless told to
+// give it back, and a few stalled subscribers would leave the daemon megabytes larger for good.
+constexpr std::size_t kTrimAfterBytes = 512 * 1024;
 
 // The log fields of a line about a client: its caller identity (none for a refused one, which has no session).
 LogFields about_client(const Session& session) {
@@ -52,6 +59,12 @@ std::function<void(std::exception_ptr)> Connection::on_failure() {
   };
 }
 
+Connection::~Connection() {
+  if (queue_.bytes() < kTrimAfterBytes) return;
+  queue_.clear();
+  ::malloc_trim(0);
+}
+
 void Connection::start() {
   auto self = shared_from_this();
   first_request_.expires_after(limits_.first_request_timeout);
@@ -73,7 +86,9 @@ void Connection::refuse(const std::string& line) {
   asio::co_spawn(socket_.get_executor(), [self] { return self->write_loop(); }, on_failure());
 }
 
-void Connection::send(std::string line) {
+void Connection::send(std::string line) { send(std::make_shared<const std::string>(std::move(line))); }
+
+void Connection::send(SendQueue::Message line) {
   if (closed_ || queue_.push(std::move(line))) return;
   about_client(session_).warn("api: {} is not reading ({} bytes waiting); disconnecting it", peer_, queue_.bytes());
   close();
@@ -165,13 +180,14 @@ asio::awaitable<void> Connection::write_loop() {
       conn->close();
     });
     boost::system::error_code ec;
-    co_await asio::async_write(socket_, asio::buffer(queue_.front()), asio::redirect_error(asio::use_awaitable, ec));
+    auto buffers = queue_.front_buffers(kMaxWriteBytes);
+    co_await asio::async_write(socket_, buffers, asio::redirect_error(asio::use_awaitable, ec));
     deadline_.cancel();
     if (ec) {
       close();
       break;
     }
-    queue_.pop();
+    queue_.pop(buffers.size());
   }
 }
 

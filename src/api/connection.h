@@ -35,10 +35,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Connection(Socket socket, std::string peer, Protocol& protocol, ConnectionLimits limits, OnClosed on_closed,
              RunCommand run_command = {}, PendingEvents pending_events = {}, Session session = {});
+  ~Connection();
 
   void start();                          // serve requests
   void refuse(const std::string& line);  // send one line, then close; reads nothing
   void send(std::string line);           // queue a line ('\n' included)
+  void send(SendQueue::Message line);    // the same, shared with other connections (an event)
   void close();
 
   bool wants_notifications() const { return session_.notifications; }

@@ -126,7 +126,7 @@ void ApiServer::admit(Connection::Socket socket, const Peer& peer) {
 void ApiServer::broadcast(const ManagerEvent& event) {
   auto message = to_wire(event);
   if (!message) return;
-  auto line = Protocol::to_line(*message);
+  auto line = std::make_shared<const std::string>(Protocol::to_line(*message));  // one buffer for every subscriber
   std::vector<std::shared_ptr<Connection>> targets;  // send() may close, and so erase, a connection
   for (const auto& [raw, conn] : connections_)
     if (conn->wants_notifications() && (!conn->grant() || concerns(manager_, *conn->grant(), event))) targets.push_back(conn);
