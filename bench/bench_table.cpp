@@ -255,14 +255,32 @@ Figures measure(test::Testbed& tb, const test::HostPaths& host, const std::vecto
   return f;
 }
 
-// One plug on vhotplugd -d: the debug log's lines from the uevent to usb_attached, with offsets.
+// The debug log's lines from `origin` to `until_ms` after it, each with its offset.
+void print_log(const std::string& log_path, std::chrono::system_clock::time_point origin, double until_ms) {
+  auto origin_us = std::chrono::duration<double, std::micro>(origin.time_since_epoch()).count();
+  std::ifstream log(log_path);
+  static const std::regex stamped(R"(^\[([0-9-]+ [0-9:.]+)\] \[[^\]]*\] \[[^\]]*\] (.*)$)");
+  for (std::string line; std::getline(log, line);) {
+    std::smatch m;
+    if (!std::regex_match(line, m, stamped)) continue;
+    double at_ms = (log_time_us(m[1]) - origin_us) / 1000;
+    if (at_ms < 0 || at_ms > until_ms) continue;
+    std::printf("    %+8.3f ms  %s\n", at_ms, m[2].str().substr(0, 150).c_str());
+  }
+}
+
+// vhotplugd -d started, then one plug: the debug log's lines from the spawn to the API's first
+// answer, and from the uevent to usb_attached, with offsets.
 void trace(test::Testbed& tb, const test::HostPaths& host, const std::string& dir, int devnum) {
   test::Qemu vm1(dir, "vm1"), vm2(dir, "vm2");
   vm1.start();
   vm2.start();
   write_config(dir, vm1, vm2);
+  auto spawned = std::chrono::system_clock::now();
+  auto t0 = clock_type::now();
   test::Child daemon({VHOTPLUGD_BINARY, "-d", "-c", dir + "/vhotplug.conf"}, "/dev/null", dir + "/daemon.log");
-  wait_for_api(dir + "/api.sock", clock_type::now(), dir + "/daemon.log");
+  wait_for_api(dir + "/api.sock", t0, dir + "/daemon.log");
+  double ready_ms = ms_since(t0);
   EventStream events(dir + "/api.sock");
   std::this_thread::sleep_for(std::chrono::seconds(1));  // idle, as a plug finds the daemon
   auto path = tb.add_usb(key(host, devnum));
@@ -275,17 +293,11 @@ void trace(test::Testbed& tb, const test::HostPaths& host, const std::string& di
   daemon.stop(SIGTERM);
   vm1.kill();
   vm2.kill();
-  auto origin = std::chrono::duration<double, std::micro>(uevent.time_since_epoch()).count();
+  std::printf("\nThe start of `vhotplugd -d` (its log; offsets from the spawn):\n\n");
+  print_log(dir + "/daemon.log", spawned, ready_ms);
+  std::printf("    %+8.3f ms  the first usb_list answered\n", ready_ms);
   std::printf("\nOne plug on `vhotplugd -d` (its log; offsets from the uevent):\n\n");
-  std::ifstream log(dir + "/daemon.log");
-  static const std::regex stamped(R"(^\[([0-9-]+ [0-9:.]+)\] \[[^\]]*\] \[[^\]]*\] (.*)$)");
-  for (std::string line; std::getline(log, line);) {
-    std::smatch m;
-    if (!std::regex_match(line, m, stamped)) continue;
-    double at_ms = (log_time_us(m[1]) - origin) / 1000;
-    if (at_ms < 0 || at_ms > attached_ms) continue;
-    std::printf("    %+8.3f ms  %s\n", at_ms, m[2].str().substr(0, 150).c_str());
-  }
+  print_log(dir + "/daemon.log", uevent, attached_ms);
   std::printf("    %+8.3f ms  usb_attached read by the client\n", attached_ms);
 }
 

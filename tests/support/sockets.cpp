@@ -1,5 +1,6 @@
 #include "support/sockets.h"
 
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -76,10 +77,20 @@ std::string read_line_fd(int fd, std::chrono::milliseconds limit) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd p{fd, POLLIN, 0};
     if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return "";
-    char c;
-    if (::read(fd, &c, 1) != 1) return "";
-    if (c == '\n') return line;
-    line += c;
+    // Looks at what has come, then takes it up to the '\n' only: what follows stays for the next call.
+    char chunk[65536];
+    std::size_t want = 1;  // not a socket (no peeking): a byte at a time
+    if (auto seen = ::recv(fd, chunk, sizeof chunk, MSG_PEEK); seen > 0) {
+      auto* end = static_cast<char*>(std::memchr(chunk, '\n', static_cast<std::size_t>(seen)));
+      want = end ? static_cast<std::size_t>(end - chunk) + 1 : static_cast<std::size_t>(seen);
+    } else if (seen == 0 || errno != ENOTSOCK) {
+      return "";
+    }
+    auto got = ::read(fd, chunk, want);
+    if (got <= 0) return "";
+    auto taken = static_cast<std::size_t>(got);
+    if (chunk[taken - 1] == '\n') return line.append(chunk, taken - 1);
+    line.append(chunk, taken);
   }
 }
 
