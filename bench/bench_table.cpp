@@ -7,21 +7,18 @@
 // usb_attached event, each line with its offset from the uevent (the stages of a plug).
 //   ./build/bench/bench_table [--reference "/usr/bin/env PYTHONPATH=… /usr/bin/python3 -m vhotplug"] [--rounds N] [--trace]
 #include <chrono>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
-#include <deque>
 #include <fstream>
-#include <mutex>
 #include <regex>
 #include <sstream>
 #include <thread>
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "event_stream.h"
 #include "log_time.h"
 #include "percentile.h"
 #include "api/client.h"
@@ -36,6 +33,7 @@ namespace {
 
 using namespace vhp;
 using json = nlohmann::json;
+using vhp::bench::EventStream;
 using vhp::bench::log_time_us;
 using vhp::bench::percentile;
 using clock_type = std::chrono::steady_clock;
@@ -43,56 +41,6 @@ using clock_type = std::chrono::steady_clock;
 double ms_since(clock_type::time_point t0, clock_type::time_point t1 = clock_type::now()) {
   return std::chrono::duration<double, std::milli>(t1 - t0).count();
 }
-
-// Every event line with the moment it arrived, read by a thread of its own.
-class EventStream {
- public:
-  explicit EventStream(const std::string& socket) : fd_(test::connect_unix(socket)) {
-    std::string enable = "{\"action\":\"enable_notifications\"}\n";
-    if (fd_.get() < 0 || ::write(fd_.get(), enable.data(), enable.size()) != static_cast<ssize_t>(enable.size()))
-      throw std::runtime_error("cannot subscribe to events");
-    reader_ = std::jthread([this](std::stop_token stop) {
-      std::string buffer;
-      char chunk[65536];
-      while (!stop.stop_requested()) {
-        pollfd p{fd_.get(), POLLIN, 0};
-        if (::poll(&p, 1, 100) <= 0) continue;
-        auto n = ::read(fd_.get(), chunk, sizeof chunk);
-        if (n <= 0) return;  // the daemon went
-        auto at = clock_type::now();
-        buffer.append(chunk, static_cast<std::size_t>(n));
-        std::lock_guard lock(mutex_);
-        for (auto nl = buffer.find('\n'); nl != std::string::npos; nl = buffer.find('\n')) {
-          events_.push_back({at, json::parse(buffer.substr(0, nl), nullptr, false)});
-          buffer.erase(0, nl + 1);
-        }
-        arrived_.notify_all();
-      }
-    });
-  }
-
-  // When the next `event` about the USB device at `node` arrived (consumed with the events before
-  // it), or nothing within `limit`.
-  std::optional<clock_type::time_point> wait(const std::string& event, const std::string& node, std::chrono::milliseconds limit) {
-    std::unique_lock lock(mutex_);
-    auto deadline = clock_type::now() + limit;
-    for (;;) {
-      while (!events_.empty()) {
-        auto [at, e] = events_.front();
-        events_.pop_front();
-        if (e.is_object() && e.value("event", "") == event && e["usb_device"].value("device_node", "") == node) return at;
-      }
-      if (arrived_.wait_until(lock, deadline) == std::cv_status::timeout && events_.empty()) return std::nullopt;
-    }
-  }
-
- private:
-  test::Fd fd_;
-  std::mutex mutex_;
-  std::condition_variable arrived_;
-  std::deque<std::pair<clock_type::time_point, json>> events_;
-  std::jthread reader_;  // last: stopped and joined first
-};
 
 struct Figures {
   double api_ready_ms = 0, first_uevent_ms = 0;

@@ -12,7 +12,7 @@ jobs=$(nproc)
 "$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
 (cd "$root/build" && ctest --output-on-failure -j"$jobs")
 
-"$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1" -DVHP_SANITIZE=ON -DVHP_BUILD_BENCH=OFF
+"$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1" -DVHP_SANITIZE=ON -DVHP_BUILD_BENCH=OFF -DVHP_UNITY=ON
 (cd "$root/build-asan" && ctest --output-on-failure -j"$jobs")
 
 "$root/scripts/build.sh" "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DVHP_FUZZ=ON

@@ -22,7 +22,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string sysfs_path(const std::string& address) { return "/sys/bus/pci/devices/" + address + "/"; }
+std::string sysfs_dir(const std::string& address) { return "/sys/bus/pci/devices/" + address + "/"; }
 
 }  // namespace
 
@@ -196,7 +196,7 @@ asio::awaitable<std::vector<VmUsbDevice>> CloudHypervisorVm::list_usb() { co_ret
 asio::awaitable<void> CloudHypervisorVm::attach_pci(PciDevice device, bool) {
   auto lock = co_await operations_.lock();
   if (!up_) throw VmError("VM " + name() + " is not running");
-  json body{{"path", sysfs_path(device.address)}, {"id", pci_device_id(device.address)}};
+  json body{{"path", sysfs_dir(device.address)}, {"id", pci_device_id(device.address)}};
   co_await expect_success("PUT", "/api/v1/vm.add-device", body.dump());
 }
 

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include <spawn.h>
 #include <sys/wait.h>
@@ -85,7 +86,9 @@ ProcessResult run_capture(const std::vector<std::string>& argv) {
 Child::Child(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path,
              bool own_descriptor_range) {
   static int started = 0;
-  int first_fd = own_descriptor_range ? 100 * (1 + started++ % 9) : 0;  // 100, 200, … 900: below the usual soft limit of 1024
+  // 100, 140, … 940: 22 ranges below the usual soft limit of 1024, for a daemon and 20 QEMUs at
+  // once (bench_vms). Children started alike open their sockets at the same offset in their range.
+  int first_fd = own_descriptor_range ? 100 + 40 * (started++ % 22) : 0;
   auto args = c_args(argv);
   pid_t parent = ::getpid();
   pid_ = ::fork();
@@ -101,8 +104,10 @@ Child::Child(const std::vector<std::string>& argv, const std::string& stdout_pat
     // Placeholders up to this child's range, so the descriptors it opens are numbered apart from
     // every other child's: umockdev names a process's emulated uevent socket "event<fd>" and a
     // later bind of the same name steals it (two QEMUs' libusb sockets would get the same number).
-    for (int fd = 3; fd < first_fd; ++fd)
-      if (::fcntl(fd, F_GETFD) < 0) ::dup2(in, fd);
+    // Nothing of the test's is inherited: its own descriptors above a range would push every
+    // child started after them to the same numbers (seen with 20 QEMUs).
+    ::close_range(3, ~0U, 0);
+    for (int fd = 3; fd < first_fd; ++fd) ::dup2(STDIN_FILENO, fd);
     ::execv(args[0], args.data());
     ::_exit(127);
   }

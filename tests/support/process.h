@@ -18,7 +18,7 @@ struct ProcessResult {
 ProcessResult run_capture(const std::vector<std::string>& argv);
 
 // A background child whose standard output and error go to files; killed when destroyed. Each
-// child's own descriptors start at its own hundred (100, 200, … 900, in turn), below them are
+// child's own descriptors start at its own range (100, 140, … 940, in turn), below them are
 // placeholders: under umockdev, processes whose uevent sockets share a number steal each other's
 // uevents (see docs/TESTING.md).
 class Child {
