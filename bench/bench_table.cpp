@@ -13,6 +13,7 @@
 #include <regex>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include <unistd.h>
 
@@ -168,12 +169,18 @@ Figures measure(test::Testbed& tb, const test::HostPaths& host, const std::vecto
   // A key plugged (to vm1 by rule) and unplugged: usb_attached, with nothing else talking to QEMU.
   // QEMU reads a QMP socket one byte per pass of its loop, so a poller on its second monitor would
   // slow the daemon's session down: "visible" and "gone" have rounds of their own, below.
-  for (int i = 0; i < rounds; ++i) {
+  // A new key's sysfs entry, then its one "add" uevent: its address, path, vm1's usb-host count
+  // before, and the moment of the uevent.
+  auto plug_key = [&] {
     int n = next_address(plugs);
     auto path = tb.add_usb(key(host, n));
     auto before = vm1.usb_ids().size();
     auto t = clock_type::now();
     tb.uevent(path, "add");
+    return std::tuple{n, path, before, t};
+  };
+  for (int i = 0; i < rounds; ++i) {
+    auto [n, path, before, t] = plug_key();
     if (auto at = events.wait("usb_attached", node_of(1, n), std::chrono::milliseconds(10000))) f.attached_ms.push_back(ms_since(t, *at));
     tb.unplug(path);
     events.wait("usb_disconnected", node_of(1, n), std::chrono::milliseconds(10000));
@@ -182,11 +189,7 @@ Figures measure(test::Testbed& tb, const test::HostPaths& host, const std::vecto
   // The same plugs with vm1's second monitor polled (`qom-list`, a connection each time): usb-host
   // there, and gone again after the unplug.
   for (int i = 0; i < rounds; ++i) {
-    int n = next_address(plugs);
-    auto path = tb.add_usb(key(host, n));
-    auto before = vm1.usb_ids().size();
-    auto t = clock_type::now();
-    tb.uevent(path, "add");
+    auto [n, path, before, t] = plug_key();
     while (vm1.usb_ids().size() == before && ms_since(t) < 10000) {}
     if (vm1.usb_ids().size() > before) f.visible_ms.push_back(ms_since(t));
     events.wait("usb_attached", node_of(1, n), std::chrono::milliseconds(10000));

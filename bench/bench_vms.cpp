@@ -53,8 +53,7 @@ std::string node_of(int devnum) {
   return node;
 }
 
-// A new bus address at each plug, 40 to 127 in turn: QEMU's libusb does not find a device plugged
-// again at the address it had a moment before (bench_table does the same).
+// A new bus address at each plug, 40 to 127 in turn, as a real bus gives (and bench_table does).
 int next_address() {
   static int plugs = 0;
   return 40 + plugs++ % 88;
