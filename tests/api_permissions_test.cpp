@@ -13,7 +13,7 @@
 
 #include "support/api_server_fixture.h"
 
-namespace vhp {
+namespace vhp::api_permissions_test {
 namespace {
 
 using json = nlohmann::json;
@@ -259,4 +259,4 @@ TEST(PermissionsConfig, EntriesAreCheckedWhenTheConfigIsRead) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::api_permissions_test

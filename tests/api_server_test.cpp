@@ -21,7 +21,7 @@
 #include "support/sockets.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::api_server_test {
 namespace {
 
 using json = nlohmann::json;
@@ -412,4 +412,4 @@ TEST_F(UnixSocketFile, SomethingElseAtThePathIsAnError) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::api_server_test

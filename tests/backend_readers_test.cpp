@@ -6,7 +6,7 @@
 #include "vmm/cloud_hypervisor_info.h"
 #include "vmm/crosvm_output.h"
 
-namespace vhp {
+namespace vhp::backend_readers_test {
 namespace {
 
 TEST(CloudHypervisorInfo, MembersOfOtherTypesCountAsAbsent) {
@@ -42,4 +42,4 @@ TEST(CrosvmOutput, PortsAreCrosvmsU8AndListsWellFormed) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::backend_readers_test

@@ -25,7 +25,7 @@
 #include "support/sockets.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::backend_scenarios_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -330,4 +330,4 @@ TEST_P(Scenario, TheKillSwitchsTagsBlockAndUnblock) {
 INSTANTIATE_TEST_SUITE_P(Backends, Scenario, testing::ValuesIn(kRows), [](const auto& info) { return info.param.name; });
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::backend_scenarios_test

@@ -18,7 +18,7 @@
 #include "support/sockets.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::cli_compat_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -96,4 +96,4 @@ TEST_P(ReferenceCli, SameRequestSameOutputSameExitCode) {
 INSTANTIATE_TEST_SUITE_P(Recorded, ReferenceCli, testing::ValuesIn(cases()), [](const auto& info) { return info.param; });
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::cli_compat_test

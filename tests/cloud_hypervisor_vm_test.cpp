@@ -9,7 +9,7 @@
 #include "support/temp_dir.h"
 #include "vmm/cloud_hypervisor_vm.h"
 
-namespace vhp {
+namespace vhp::cloud_hypervisor_vm_test {
 namespace {
 
 using test::complete;
@@ -101,4 +101,4 @@ TEST_F(CloudHypervisorVmTest, UpOnceItsVmRunsAndNoUsbOrInputHotPlug) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::cloud_hypervisor_vm_test

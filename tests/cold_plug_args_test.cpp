@@ -6,7 +6,7 @@
 #include "vmm/cold_plug_args.h"
 #include "vmm/vm.h"
 
-namespace vhp {
+namespace vhp::cold_plug_args_test {
 namespace {
 
 using Args = std::vector<std::string>;
@@ -121,4 +121,4 @@ TEST(ColdPlug, AnUnknownTypeIsTheReferencesError) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::cold_plug_args_test

@@ -4,7 +4,7 @@
 #include "policy/config.h"
 #include "support/policy.h"
 
-namespace vhp {
+namespace vhp::config_test {
 namespace {
 
 using json = nlohmann::json;
@@ -268,4 +268,4 @@ TEST(RuleValidation, RulesThatCanNeverApplyAreWarnings) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::config_test

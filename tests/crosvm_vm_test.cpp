@@ -13,7 +13,7 @@
 #include "support/temp_dir.h"
 #include "vmm/crosvm_vm.h"
 
-namespace vhp {
+namespace vhp::crosvm_vm_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -262,4 +262,4 @@ TEST_F(CrosvmVmTest, InputDevicesAreTheReferencesRefusal) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::crosvm_vm_test

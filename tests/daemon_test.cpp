@@ -19,7 +19,7 @@
 #include "support/temp_dir.h"
 #include "support/thunder_client.h"
 
-namespace vhp {
+namespace vhp::daemon_test {
 namespace {
 
 using json = nlohmann::json;
@@ -510,4 +510,4 @@ TEST_F(Daemon, SigtermDuringAnAcceptPauseExitsCleanly) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::daemon_test

@@ -4,7 +4,7 @@
 #include "device/pci_device.h"
 #include "device/usb_device.h"
 
-namespace vhp {
+namespace vhp::device_json_test {
 namespace {
 
 UsbDevice reference_yubikey() {
@@ -89,4 +89,4 @@ TEST(PciDeviceJson, UnboundDriverIsNull) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::device_json_test

@@ -8,7 +8,7 @@
 #include "device/udev_watcher.h"
 #include "support/host_fixture.h"
 
-namespace vhp {
+namespace vhp::discovery_test {
 namespace {
 
 using test::Testbed;
@@ -258,4 +258,4 @@ TEST_F(Discovery, FiveHundredDevices) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::discovery_test

@@ -9,7 +9,7 @@
 
 #include "support/in_process_daemon.h"
 
-namespace vhp {
+namespace vhp::evdev_passthrough_test {
 namespace {
 
 using json = nlohmann::json;
@@ -140,4 +140,4 @@ TEST_F(EvdevPassthrough, AVmStoppingDuringTheAttachGetsTheDeviceWhenItIsBack) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::evdev_passthrough_test

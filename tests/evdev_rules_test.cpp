@@ -5,7 +5,7 @@
 
 #include "support/policy.h"
 
-namespace vhp {
+namespace vhp::evdev_rules_test {
 namespace {
 
 using test::make_policy;
@@ -86,4 +86,4 @@ TEST(AcpiRules, EnabledTablesOfTheVmInConfigOrder) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::evdev_rules_test

@@ -10,7 +10,7 @@
 #include "support/fake_vfio_kernel.h"
 #include "support/in_process_daemon.h"
 
-namespace vhp {
+namespace vhp::host_flows_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -294,4 +294,4 @@ TEST_F(HostFlows, PciSuspendGivesCardsBackAndResumeReattaches) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::host_flows_test

@@ -9,7 +9,7 @@
 #include "support/event_loop.h"
 #include "support/host_fixture.h"
 
-namespace vhp {
+namespace vhp::hotplug_test {
 namespace {
 
 using test::run_until;
@@ -181,4 +181,4 @@ TEST_F(Hotplug, BurstOfTwoHundredPlugsWithoutDraining) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::hotplug_test

@@ -5,7 +5,7 @@
 #include "support/host_fixture.h"
 #include "support/process.h"
 
-namespace vhp {
+namespace vhp::list_devices_test {
 namespace {
 
 TEST(ListDevices, PrintsTheReferenceShapes) {
@@ -72,4 +72,4 @@ TEST(ListDevices, WarningsGoToStderrSoStdoutStaysJson) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::list_devices_test

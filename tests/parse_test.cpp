@@ -2,7 +2,7 @@
 
 #include "device/parse.h"
 
-namespace vhp {
+namespace vhp::parse_test {
 namespace {
 
 TEST(ParseNumber, AcceptsWholeNumbersOnly) {
@@ -25,4 +25,4 @@ TEST(Trim, StripsBothEnds) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::parse_test

@@ -14,7 +14,7 @@
 #include "support/process.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::passthrough_races_test {
 namespace {
 
 using json = nlohmann::json;
@@ -306,4 +306,4 @@ TEST_F(Races, AMoveThatFailsPutsTheDeviceBack) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::passthrough_races_test

@@ -17,7 +17,7 @@
 #include "support/sockets.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::passthrough_test {
 namespace {
 
 using json = nlohmann::json;
@@ -397,9 +397,9 @@ TEST_F(Passthrough, PlugsForBothVmsInAnyOrderAllAttach) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::passthrough_test
 
-namespace vhp {
+namespace vhp::passthrough_test {
 namespace {
 
 // PCI on real QEMU, which has no VFIO here: the daemon binds the card to vfio-pci (the kernel's
@@ -428,9 +428,9 @@ TEST_F(Passthrough, QemusRefusalOfAPciDeviceIsTheAnswerAndTheHostKeepsIt) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::passthrough_test
 
-namespace vhp {
+namespace vhp::passthrough_test {
 namespace {
 
 // Ghaf's kill switch, as killswitch.nix drives it through vhotplugcli: block, read the status,
@@ -514,9 +514,9 @@ TEST_F(Passthrough, TheKillSwitchCycleForItsFourTagsSurvivesRestarts) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::passthrough_test
 
-namespace vhp {
+namespace vhp::passthrough_test {
 namespace {
 
 // Ghaf's power scripts on real QEMU: `usb suspend` before sleep takes the key out of vm1; during
@@ -551,4 +551,4 @@ TEST_F(Passthrough, SuspendAndResumeThroughVhotplugcliOnRealQemu) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::passthrough_test

@@ -15,7 +15,7 @@
 #include "support/sockets.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::pci_daemon_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -121,4 +121,4 @@ TEST_F(PciKillSwitch, ABlockSurvivesADaemonRestart) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::pci_daemon_test

@@ -16,7 +16,7 @@
 #include "support/host_fixture.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::pci_passthrough_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -292,4 +292,4 @@ TEST_F(PciFlows, RestoreHostDriverOffLeavesItOnVfio) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::pci_passthrough_test

@@ -3,7 +3,7 @@
 
 #include "support/policy.h"
 
-namespace vhp {
+namespace vhp::policy_test {
 namespace {
 
 using test::make_policy;
@@ -258,4 +258,4 @@ TEST(PciRules, DenyFlagsOrderAndFallThrough) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::policy_test

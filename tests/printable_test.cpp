@@ -3,7 +3,7 @@
 
 #include "device/printable.h"
 
-namespace vhp {
+namespace vhp::printable_test {
 namespace {
 
 TEST(Printable, TextInAnyScriptIsUnchanged) {
@@ -29,4 +29,4 @@ TEST(Printable, BytesThatAreNotUtf8AreEscaped) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::printable_test

@@ -9,7 +9,7 @@
 #include "support/policy.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::protocol_test {
 namespace {
 
 class ProtocolTest : public testing::Test {
@@ -243,9 +243,9 @@ TEST(ProtocolLines, OneLineEachWithUtf8Kept) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::protocol_test
 
-namespace vhp {
+namespace vhp::protocol_test {
 namespace {
 
 class VmmArgsRequest : public ProtocolTest {
@@ -314,4 +314,4 @@ TEST_F(ProtocolTest, EvdevListHasTheInputDevicesRulesSendSomewhere) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::protocol_test

@@ -3,7 +3,7 @@
 
 #include "api/python_text.h"
 
-namespace vhp {
+namespace vhp::python_text_test {
 namespace {
 
 using json = nlohmann::ordered_json;
@@ -32,4 +32,4 @@ TEST(PythonText, ReprQuotesAsPythonDoes) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::python_text_test

@@ -16,7 +16,7 @@
 #include "vmm/qemu_pci_bus.h"
 #include "vmm/qemu_vm.h"
 
-namespace vhp {
+namespace vhp::qemu_pci_test {
 namespace {
 
 using json = nlohmann::json;
@@ -255,4 +255,4 @@ TEST(QemuEvdevReplay, AttachAndDetachOnCapturedAnswers) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::qemu_pci_test

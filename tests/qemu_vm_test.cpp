@@ -18,7 +18,7 @@
 #include "support/temp_dir.h"
 #include "vmm/qemu_vm.h"
 
-namespace vhp {
+namespace vhp::qemu_vm_test {
 namespace {
 
 using test::complete;
@@ -305,4 +305,4 @@ TEST_F(QemuVmTest, ASessionThatBreaksAfterConnectingDoesNotMarkTheVmDown) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::qemu_vm_test

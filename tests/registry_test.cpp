@@ -2,7 +2,7 @@
 
 #include "device/device_registry.h"
 
-namespace vhp {
+namespace vhp::registry_test {
 namespace {
 
 UsbDevice usb(const std::string& name, int devnum) {
@@ -98,4 +98,4 @@ TEST(DeviceRegistry, PciUpsertAndErase) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::registry_test

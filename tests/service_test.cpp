@@ -25,7 +25,7 @@
 #include "support/sockets.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::service_test {
 namespace {
 
 using json = nlohmann::json;
@@ -265,4 +265,4 @@ TEST(Version, BothBinariesPrintTheProjectVersionTheDebianChangelogCarries) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::service_test

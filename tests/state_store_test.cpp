@@ -14,7 +14,7 @@
 #include "manager/stored_crosvm_usb_ports.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::state_store_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -205,4 +205,4 @@ TEST(Identity, SerialWhenThereIsOneElseThePort) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::state_store_test

@@ -4,7 +4,7 @@
 #include "thunder/jsonrpc.h"
 #include "thunder/metadata.h"
 
-namespace vhp::thunder {
+namespace vhp::thunder::thunder_rpc_test {
 namespace {
 
 using json = nlohmann::json;
@@ -133,4 +133,4 @@ TEST_F(Rpc, ImplicitCallsignAndNotificationsWithoutId) {
 }
 
 }  // namespace
-}  // namespace vhp::thunder
+}  // namespace vhp::thunder::thunder_rpc_test

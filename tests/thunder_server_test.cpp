@@ -9,7 +9,7 @@
 #include "support/thunder_client.h"
 #include "thunder/server.h"
 
-namespace vhp::thunder {
+namespace vhp::thunder::thunder_server_test {
 namespace {
 
 using json = nlohmann::json;
@@ -149,9 +149,11 @@ TEST_F(Thunder, AClientThatRegistersThenDisconnectsLeavesOthersServed) {
 TEST_F(Thunder, ASlowWebSocketClientIsDroppedWithoutAffectingOthers) {
   config.send_queue_bytes = 64 * 1024;
   start();
-  test::WsClient stuck(config.port), healthy(config.port);
+  // A small receive buffer: the answers it never reads fill the server's queue, not the kernel's
+  // buffers (which loopback TCP grows to megabytes, more than a slow server answers in seconds).
+  test::WsClient stuck(config.port, "/jsonrpc", "notification", {}, 4096), healthy(config.port);
   healthy.call(R"({"jsonrpc":"2.0","id":1,"method":"USBHub.1.register","params":{"event":"announce","id":"h"}})");
-  // Thousands of requests whose answers it never reads: its queue overflows and it is dropped.
+  // Requests whose answers it never reads: its queue overflows and it is dropped.
   ASSERT_EQ(clients(), 2u);
   bool dropped = false;
   for (int i = 0; i < 20000 && !dropped; ++i) {
@@ -290,4 +292,4 @@ TEST_F(Thunder, ADeviceStringThatIsNotUtf8IsEscapedInTheAnnounce) {
 }
 
 }  // namespace
-}  // namespace vhp::thunder
+}  // namespace vhp::thunder::thunder_server_test

@@ -8,7 +8,7 @@
 
 #include "support/in_process_daemon.h"
 
-namespace vhp {
+namespace vhp::usb_authorization_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -144,4 +144,4 @@ TEST_F(UsbAuthorization, OffByDefaultNothingIsWritten) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::usb_authorization_test

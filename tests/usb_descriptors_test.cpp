@@ -18,7 +18,7 @@
 #include "support/temp_dir.h"
 #include "support/testbed.h"
 
-namespace vhp {
+namespace vhp::usb_descriptors_test {
 
 // gtest's failure messages name the interface (found through ADL, so in vhp itself).
 void PrintTo(const UsbInterface& i, std::ostream* os) {
@@ -326,4 +326,4 @@ TEST_F(UsbDescriptorsSysfs, InterfaceDirectoriesWinOverDescriptors) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::usb_descriptors_test

@@ -14,7 +14,7 @@
 #include "support/sockets.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::vfio_binding_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -197,4 +197,4 @@ TEST_F(Vfio, ADeviceWithoutAGroupOrWithoutVfioPciIsRefused) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::vfio_binding_test

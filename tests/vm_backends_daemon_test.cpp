@@ -15,7 +15,7 @@
 #include "support/sockets.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::vm_backends_daemon_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -178,4 +178,4 @@ TEST(CloudHypervisorDaemon, PciCardsGoToItAndComeBack) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::vm_backends_daemon_test

@@ -16,7 +16,7 @@
 #include "support/sockets.h"
 #include "support/temp_dir.h"
 
-namespace vhp {
+namespace vhp::vmm_args_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -147,4 +147,4 @@ TEST_F(VmmArgs, RequirePciWaitsForTheNamedDeviceToAppear) {
 }
 
 }  // namespace
-}  // namespace vhp
+}  // namespace vhp::vmm_args_test

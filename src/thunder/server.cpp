@@ -34,6 +34,10 @@ namespace {
 constexpr auto kHttpTimeout = std::chrono::seconds(30);
 constexpr std::uint32_t kHeaderLimit = 8 * 1024;
 constexpr auto kWebSocketIdle = std::chrono::seconds(60);  // pinged meanwhile: a live client always answers
+// What the kernel may hold for a WebSocket client beyond its send queue (Linux doubles it). Without
+// it, loopback TCP grows a client's buffer to megabytes (tcp_wmem), and a client that stops reading
+// is noticed only after answers that large.
+constexpr int kKernelSendBuffer = 64 * 1024;
 
 // "/jsonrpc" → "", "/jsonrpc/USBHub" → "USBHub", anything else → nullopt.
 std::optional<std::string> jsonrpc_target(std::string_view target) {
@@ -286,6 +290,8 @@ asio::awaitable<void> ThunderServer::serve(tcp::socket socket) {
       ws.read_message_max(config_.max_message_bytes);
       co_await ws.async_accept(request, asio::redirect_error(asio::use_awaitable, ec));
       if (ec || !*alive) co_return;
+      boost::system::error_code unbounded;  // the option failing leaves the kernel's default, no worse
+      beast::get_lowest_layer(ws).socket().set_option(asio::socket_base::send_buffer_size(kKernelSendBuffer), unbounded);
       auto session = std::make_shared<WsSession>(std::move(ws), config_.send_queue_bytes, caller_identity(peer));
       session->channel.implicit_callsign = *implicit;
       session->channel.max_subscriptions = config_.max_registrations;

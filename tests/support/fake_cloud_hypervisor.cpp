@@ -10,7 +10,7 @@
 namespace vhp::test {
 
 namespace asio = boost::asio;
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 using json = nlohmann::json;
 
 FakeCloudHypervisor::FakeCloudHypervisor(std::string socket_path)
@@ -56,11 +56,11 @@ void FakeCloudHypervisor::serve() {
     if (stop_) return;
     if (ec) continue;
     boost::beast::flat_buffer buffer;
-    http::request<http::string_body> req;
-    http::read(socket, buffer, req, ec);
+    beast_http::request<beast_http::string_body> req;
+    beast_http::read(socket, buffer, req, ec);
     if (ec) continue;
     std::string target(req.target());
-    http::response<http::string_body> res{http::status::ok, 11};
+    beast_http::response<beast_http::string_body> res{beast_http::status::ok, 11};
     std::chrono::milliseconds delay{0};
     bool garbled = false;
     {
@@ -72,29 +72,29 @@ void FakeCloudHypervisor::serve() {
         res.result(it->second.first);
         res.body() = it->second.second;
         answers_.erase(it);
-      } else if (target == "/api/v1/vm.info" && req.method() == http::verb::get) {
+      } else if (target == "/api/v1/vm.info" && req.method() == beast_http::verb::get) {
         json devices = json::array();
         for (const auto& [id, path] : devices_) devices.push_back({{"path", path}, {"iommu", false}, {"id", id}, {"pci_segment", 0}});
         res.body() = json{{"state", state_}, {"memory_actual_size", 1073741824}, {"config", {{"devices", devices}}}}.dump();
-        res.set(http::field::content_type, "application/json");
-      } else if (target == "/api/v1/vm.add-device" && req.method() == http::verb::put && body.is_object()) {
+        res.set(beast_http::field::content_type, "application/json");
+      } else if (target == "/api/v1/vm.add-device" && req.method() == beast_http::verb::put && body.is_object()) {
         std::string id = body.value("id", "_vfio" + std::to_string(devices_.size()));
         if (devices_.contains(id)) {
-          res.result(http::status::internal_server_error);
+          res.result(beast_http::status::internal_server_error);
           res.body() = "Error from API: The VM could not add the device: Failed to add the device: Identifier " + id + " is not unique";
         } else {
           devices_[id] = body.value("path", "");
           res.body() = json{{"id", id}, {"bdf", "0000:00:0" + std::to_string(3 + devices_.size()) + ".0"}}.dump();
-          res.set(http::field::content_type, "application/json");
+          res.set(beast_http::field::content_type, "application/json");
         }
-      } else if (target == "/api/v1/vm.remove-device" && req.method() == http::verb::put && body.is_object()) {
-        if (devices_.erase(body.value("id", ""))) res.result(http::status::no_content);
+      } else if (target == "/api/v1/vm.remove-device" && req.method() == beast_http::verb::put && body.is_object()) {
+        if (devices_.erase(body.value("id", ""))) res.result(beast_http::status::no_content);
         else {
-          res.result(http::status::not_found);
+          res.result(beast_http::status::not_found);
           res.body() = "Error from API: The VM could not remove the device: No device with id " + body.value("id", "");
         }
       } else {
-        res.result(http::status::bad_request);
+        res.result(beast_http::status::bad_request);
         res.body() = "Error from API: bad request";
       }
     }
@@ -104,7 +104,7 @@ void FakeCloudHypervisor::serve() {
       continue;
     }
     res.prepare_payload();
-    http::write(socket, res, ec);
+    beast_http::write(socket, res, ec);
   }
 }
 

@@ -50,7 +50,8 @@ void enter_mock_environment(int argc, char** argv) {
   const char* preload = std::getenv("LD_PRELOAD");
   if (preload && std::strstr(preload, "libumockdev-preload")) return;
   enlarge_datagram_queue();
-  std::string value = preload && *preload ? std::string(kPreload) + ":" + preload : kPreload;
+  std::string value = kPreload;
+  if (preload && *preload) value.append(":").append(preload);
   ::setenv("LD_PRELOAD", value.c_str(), 1);
   // A sanitizer runtime cannot come first in the library list once umockdev is preloaded.
   std::string asan = std::getenv("ASAN_OPTIONS") ? std::getenv("ASAN_OPTIONS") : "";

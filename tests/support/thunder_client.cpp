@@ -78,8 +78,14 @@ struct WsClient::Impl {
   }
 };
 
-WsClient::WsClient(int port, const std::string& target, const std::string& subprotocol, Headers headers) : impl_(std::make_unique<Impl>()) {
+WsClient::WsClient(int port, const std::string& target, const std::string& subprotocol, Headers headers, int receive_buffer)
+    : impl_(std::make_unique<Impl>()) {
   asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+  if (receive_buffer > 0) {
+    auto& socket = beast::get_lowest_layer(impl_->ws).socket();
+    socket.open(endpoint.protocol());
+    socket.set_option(asio::socket_base::receive_buffer_size(receive_buffer));
+  }
   impl_->run([&](auto done) { beast::get_lowest_layer(impl_->ws).async_connect(endpoint, [done](beast::error_code ec) { done(ec); }); },
              "connect");
   impl_->ws.set_option(websocket::stream_base::decorator([subprotocol, headers](websocket::request_type& req) {

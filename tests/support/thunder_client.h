@@ -21,8 +21,11 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 class WsClient {
  public:
-  // Connects to ws://127.0.0.1:port<target>, offering `subprotocol` when not empty.
-  WsClient(int port, const std::string& target = "/jsonrpc", const std::string& subprotocol = "notification", Headers headers = {});
+  // Connects to ws://127.0.0.1:port<target>, offering `subprotocol` when not empty. A non-zero
+  // `receive_buffer` sets SO_RCVBUF before connecting: a client that stops reading then holds
+  // kilobytes in the kernel, not the megabytes loopback TCP would grow to.
+  WsClient(int port, const std::string& target = "/jsonrpc", const std::string& subprotocol = "notification", Headers headers = {},
+           int receive_buffer = 0);
   ~WsClient();
   const std::string& accepted_subprotocol() const;
   void send(const std::string& text);
