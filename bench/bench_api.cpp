@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_facts.h"
 #include "percentile.h"
 #include "api/client.h"
 #include "support/mock_environment.h"
@@ -23,6 +24,7 @@
 namespace {
 
 using vhp::bench::percentile;
+using vhp::bench::rss_kib;
 
 using clock_type = std::chrono::steady_clock;
 
@@ -39,13 +41,6 @@ void add_devices(vhp::test::Testbed& tb, int count) {
                   .busnum = bus, .devnum = n + 2, .vid = "0781", .pid = "5581", .manufacturer = "SanDisk",
                   .product = "Ultra", .serial = std::to_string(1000 * bus + n), .interfaces = {{8, 6, 0x50, "usb-storage"}}});
   }
-}
-
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
-  return -1;
 }
 
 void run(const vhp::ClientOptions& options, int devices, int clients, int requests_each) {

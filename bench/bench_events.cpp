@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_facts.h"
 #include "percentile.h"
 #include "support/mock_environment.h"
 #include "support/process.h"
@@ -33,13 +34,8 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 using vhp::bench::percentile;
-
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
-  return -1;
-}
+using vhp::bench::option;
+using vhp::bench::rss_kib;
 
 std::int64_t now_ns() { return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch()).count(); }
 
@@ -110,12 +106,6 @@ class Readers {
   int epoll_;
   std::jthread thread_;
 };
-
-int option(int argc, char** argv, const std::string& name, int fallback, int low, int high) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == name) return std::clamp(std::atoi(argv[i + 1]), low, high);
-  return fallback;
-}
 
 // Whether the daemon closed this connection (after what it had sent is read).
 bool dropped(int fd) {

@@ -21,6 +21,7 @@
 
 #include "event_stream.h"
 #include "log_time.h"
+#include "bench_facts.h"
 #include "percentile.h"
 #include "api/client.h"
 #include "support/host_fixture.h"
@@ -37,6 +38,7 @@ using json = nlohmann::json;
 using vhp::bench::EventStream;
 using vhp::bench::log_time_us;
 using vhp::bench::percentile;
+using vhp::bench::node_of;
 using clock_type = std::chrono::steady_clock;
 
 double ms_since(clock_type::time_point t0, clock_type::time_point t1 = clock_type::now()) {
@@ -66,12 +68,6 @@ std::pair<double, double> rss_pss_mib(pid_t pid) {
 
 // USB addresses run 1..127: plugs take 40..127 in turn (each is unplugged before the address comes round again).
 int next_address(int& plugs) { return 40 + (plugs++ % 88); }
-
-std::string node_of(int busnum, int devnum) {
-  char node[32];
-  std::snprintf(node, sizeof node, "/dev/bus/usb/%03d/%03d", busnum, devnum);
-  return node;
-}
 
 // The config both daemons run: vm1 and vm2, and three devices listed: the key (vm1 by rule), the
 // stick (either VM), the webcam (vm2 by rule).

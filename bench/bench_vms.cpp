@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "event_stream.h"
+#include "bench_facts.h"
 #include "percentile.h"
 #include "support/host_fixture.h"
 #include "support/mock_environment.h"
@@ -32,25 +33,15 @@ namespace {
 using namespace vhp;
 using bench::clock_type;
 using bench::percentile;
+using bench::node_of;
+using bench::option;
 
 double ms_between(clock_type::time_point t0, clock_type::time_point t1) { return std::chrono::duration<double, std::milli>(t1 - t0).count(); }
-
-int option(int argc, char** argv, const std::string& name, int fallback, int low, int high) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == name) return std::clamp(std::atoi(argv[i + 1]), low, high);
-  return fallback;
-}
 
 std::string product_id(int vm) {
   char pid[16];
   std::snprintf(pid, sizeof pid, "%04x", 0x500 + vm);
   return pid;
-}
-
-std::string node_of(int devnum) {
-  char node[32];
-  std::snprintf(node, sizeof node, "/dev/bus/usb/001/%03d", devnum);
-  return node;
 }
 
 // A new bus address at each plug, 40 to 127 in turn, as a real bus gives (and bench_table does).
@@ -120,10 +111,10 @@ int main(int argc, char** argv) {
       auto path = tb.add_usb(key_for(root, k, devnum));
       auto sent = clock_type::now();
       tb.uevent(path, "add");
-      auto got = events.collect("usb_attached", {node_of(devnum)}, std::chrono::seconds(10));
+      auto got = events.collect("usb_attached", {node_of(1, devnum)}, std::chrono::seconds(10));
       if (!got.empty()) alone.push_back(ms_between(sent, got.begin()->second));
       else ++missing;
-      unplug_all({path}, {node_of(devnum)});
+      unplug_all({path}, {node_of(1, devnum)});
     }
   for (int r = 0; r < rounds; ++r) {  // every VM's key at once
     std::vector<std::string> paths;
@@ -132,14 +123,14 @@ int main(int argc, char** argv) {
     for (int k = 0; k < vms; ++k) {
       devnums.push_back(next_address());
       paths.push_back(tb.add_usb(key_for(root, k, devnums.back())));
-      nodes.insert(node_of(devnums.back()));
+      nodes.insert(node_of(1, devnums.back()));
     }
     std::vector<clock_type::time_point> sent;
     for (const auto& p : paths) sent.push_back(clock_type::now()), tb.uevent(p, "add");
     auto got = events.collect("usb_attached", nodes, std::chrono::seconds(60));
     missing += vms - static_cast<long>(got.size());
     for (int k = 0; k < vms; ++k)
-      if (auto it = got.find(node_of(devnums[static_cast<std::size_t>(k)])); it != got.end()) {
+      if (auto it = got.find(node_of(1, devnums[static_cast<std::size_t>(k)])); it != got.end()) {
         double ms = ms_between(sent[static_cast<std::size_t>(k)], it->second);
         together.push_back(ms);
         by_vm[static_cast<std::size_t>(k)].push_back(ms);
