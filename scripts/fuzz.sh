@@ -8,7 +8,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 minutes=${1:-10}
 shift || true
 "$root/scripts/deps.sh"
-"$root/scripts/build.sh" "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DVHP_FUZZ=ON >/dev/null
+source "$root/scripts/trees.sh"
+"$root/scripts/build.sh" "$root/build-fuzz" "${fuzz_tree[@]}" >/dev/null
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=($(ls "$root/fuzz/corpus"))

@@ -6,7 +6,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh"
-"$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+source "$root/scripts/trees.sh"
+"$root/scripts/build.sh" "$root/build" "${plain_tree[@]}"
 if [ $# -eq 0 ]; then
   exec "$root/build/demo/vhotplug-demo"
 fi

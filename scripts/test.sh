@@ -7,15 +7,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh"
 
 jobs=$(nproc)
-# -g1: line tables only (symbolized backtraces and sanitizer reports, no variables), which compiles
-# about a quarter faster than -g (docs/TESTING.md). A tree configured earlier keeps its flags.
-"$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
+source "$root/scripts/trees.sh"
+"$root/scripts/build.sh" "$root/build" "${plain_tree[@]}"
 (cd "$root/build" && ctest --output-on-failure -j"$jobs")
 
-"$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1" -DVHP_SANITIZE=ON -DVHP_BUILD_BENCH=OFF -DVHP_UNITY=ON
+"$root/scripts/build.sh" "$root/build-asan" "${asan_tree[@]}"
 (cd "$root/build-asan" && ctest --output-on-failure -j"$jobs")
 
-"$root/scripts/build.sh" "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DVHP_FUZZ=ON
+"$root/scripts/build.sh" "$root/build-fuzz" "${fuzz_tree[@]}"
 (cd "$root/build-fuzz" && ctest --output-on-failure -j"$jobs" -L fuzz)
 
 "$root/scripts/package.sh"
