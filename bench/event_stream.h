@@ -29,8 +29,20 @@ class EventStream {
     std::string enable = "{\"action\":\"enable_notifications\"}\n";
     if (fd_.get() < 0 || ::write(fd_.get(), enable.data(), enable.size()) != static_cast<ssize_t>(enable.size()))
       throw std::runtime_error("cannot subscribe to events");
-    reader_ = std::jthread([this](std::stop_token stop) {
-      std::string buffer;
+    // Subscribed once the answer is here: an event published before then is not sent to us.
+    std::string buffer;
+    char chunk[65536];
+    while (buffer.find('\n') == std::string::npos) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      auto n = ::poll(&p, 1, 10000) > 0 ? ::read(fd_.get(), chunk, sizeof chunk) : 0;
+      if (n <= 0) throw std::runtime_error("no answer to enable_notifications");
+      buffer.append(chunk, static_cast<std::size_t>(n));
+    }
+    auto answer = nlohmann::json::parse(buffer.substr(0, buffer.find('\n')), nullptr, false);
+    if (!answer.is_object() || answer.value("result", "") != "ok")
+      throw std::runtime_error("enable_notifications refused: " + buffer.substr(0, buffer.find('\n')));
+    buffer.erase(0, buffer.find('\n') + 1);
+    reader_ = std::jthread([this, buffer = std::move(buffer)](std::stop_token stop) mutable {
       char chunk[65536];
       while (!stop.stop_requested()) {
         pollfd p{fd_.get(), POLLIN, 0};

@@ -145,6 +145,20 @@ TEST(UsbRules, DriverPathOnlyForDevicesWithoutAValidInterfaceClass) {
   EXPECT_EQ(vm_for(*rule, Usb().ids("0b95", "1791").interfaces(":ff0000:")), std::nullopt);  // no module
 }
 
+// One modalias per interface read from the descriptors, numbered as the device numbers them (here 0
+// and 2), the way the kernel writes an interface's modalias.
+TEST(UsbRules, DriverPathAsksForEachInterfacesModalias) {
+  auto modules = std::make_shared<test::FakeModules>();
+  auto rule = usb_rule(R"([{"driverPath": ".*/kernel/drivers/net/usb/.*"}])", "[]", modules);
+  Usb nic;
+  nic.ids("0b95", "1790").cls(0xff, 0xff, 0).interfaces(":ff0000:ffff00:");
+  nic.d.bcd_device = 0x0200;
+  nic.d.interface_list = {{0, 0xff, 0, 0}, {2, 0xff, 0xff, 0}};
+  EXPECT_EQ(vm_for(*rule, nic), std::nullopt);
+  EXPECT_EQ(modules->asked, (std::vector<std::string>{"usb:v0B95p1790d0200dcFFdscFFdp00icFFisc00ip00in00",
+                                                      "usb:v0B95p1790d0200dcFFdscFFdp00icFFiscFFip00in02"}));
+}
+
 TEST(UsbRules, DisabledEntriesAndGroupsAreSkipped) {
   EXPECT_EQ(vm_for(*usb_rule(R"([{"vendorName": ".*", "disable": true}])"), Usb()), std::nullopt);
   EXPECT_EQ(vm_for(*usb_rule(R"([{"vendorName": ".*", "enable": false}])"), Usb()), std::nullopt);

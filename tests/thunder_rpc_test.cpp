@@ -42,7 +42,7 @@ TEST(Metadata, StatusSpeedStorageAndRootHub) {
     d.speed = speed;
     EXPECT_EQ(device_metadata(d, false, "")["busSpeed"], name);
   }
-  d.interface_list = {{0, 8, 6, 0x50, "usb-storage", ""}};
+  d.interface_list = {{0, 8, 6, 0x50}};
   auto storage = device_metadata(d, false, "/dev/sda");
   EXPECT_EQ(storage["deviceClass"], 8);
   EXPECT_EQ(storage["deviceSubclass"], 6);

@@ -1,5 +1,5 @@
 // USB interfaces from the raw sysfs `descriptors` file: parsing real devices' descriptors and malformed
-// ones, and read_usb_device falling back to the file for a device the kernel never configured.
+// ones, and read_usb_device taking a device's interfaces from the file.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -23,7 +23,7 @@ namespace vhp::usb_descriptors_test {
 // gtest's failure messages name the interface (found through ADL, so in vhp itself).
 void PrintTo(const UsbInterface& i, std::ostream* os) {
   *os << "{" << i.number << ": " << i.interface_class << "/" << i.interface_subclass << "/" << i.interface_protocol
-      << " driver '" << i.driver << "' modalias '" << i.modalias << "'}";
+      << "}";
 }
 
 namespace {
@@ -91,7 +91,8 @@ const Bytes kWebcam = {
     0x07, 0x25, 0x01, 0x01, 0x00, 0x00, 0x00,              // class-specific endpoint
 };
 
-// Linux's g_ether gadget (0525:a4a2) with two configurations: RNDIS first, CDC ECM second.
+// Linux's g_ether gadget (0525:a4a2) with two configurations: RNDIS first (bConfigurationValue 2),
+// CDC ECM second (1, the one Linux chooses).
 const Bytes kTwoConfigurations = {
     0x12, 0x01, 0x00, 0x02, 0x02, 0x00, 0x00, 0x40, 0x25, 0x05, 0xa2, 0xa4, 0x00, 0x01, 0x01, 0x02, 0x00, 0x02,
     0x09, 0x02, 0x43, 0x00, 0x02, 0x02, 0x04, 0xc0, 0x01,  // configuration 1, 67 bytes
@@ -118,9 +119,11 @@ const Bytes kTwoConfigurations = {
 
 constexpr std::size_t kKeyboardInterface1 = 18 + 9 + 25;  // offset of the keyboard's second interface
 
-UsbInterface intf(int number, int cls, int subclass, int protocol) { return {number, cls, subclass, protocol, "", ""}; }
+UsbInterface intf(int number, int cls, int subclass, int protocol) { return {number, cls, subclass, protocol}; }
 
-std::vector<UsbInterface> parse(const Bytes& bytes) { return interfaces_from_descriptors(bytes); }
+std::vector<UsbInterface> parse(const Bytes& bytes, std::optional<int> configuration = std::nullopt) {
+  return interfaces_from_descriptors(bytes, configuration);
+}
 
 Bytes with_byte(Bytes bytes, std::size_t offset, std::uint8_t value) {
   bytes.at(offset) = value;
@@ -148,13 +151,51 @@ TEST(UsbDescriptors, WebcamWithAssociationsAndAlternateSettings) {
             (std::vector{intf(0, 0x0e, 1, 0), intf(1, 0x0e, 2, 0), intf(2, 1, 1, 0), intf(3, 1, 2, 0)}));
 }
 
-TEST(UsbDescriptors, OnlyTheFirstConfiguration) {
+TEST(UsbDescriptors, TheFirstConfigurationByDefault) {
   EXPECT_EQ(parse(kTwoConfigurations), (std::vector{intf(0, 2, 2, 0xff), intf(1, 0x0a, 0, 0)}));
   // The kernel emits a configuration only as far as it parsed it, leaving the device's wTotalLength in
   // its header: the next configuration's descriptor still ends the first.
   Bytes overstated = with_byte(with_byte(with_byte(kStick, 17, 2), 20, 0xff), 21, 0xff);
   overstated.insert(overstated.end(), kKeyboard.begin() + 18, kKeyboard.end());  // the keyboard's as the second
   EXPECT_EQ(parse(overstated), (std::vector{intf(0, 8, 6, 0x50)}));
+}
+
+const std::vector<UsbInterface> kRndis = {intf(0, 2, 2, 0xff), intf(1, 0x0a, 0, 0)};
+const std::vector<UsbInterface> kEcm = {intf(0, 2, 6, 0), intf(1, 0x0a, 0, 0)};
+
+TEST(UsbDescriptors, TheActiveConfiguration) {
+  // g_ether lists RNDIS first, as configuration 2; Linux chooses CDC ECM, configuration 1.
+  EXPECT_EQ(parse(kTwoConfigurations, 2), kRndis);
+  EXPECT_EQ(parse(kTwoConfigurations, 1), kEcm);
+  EXPECT_EQ(parse(kTwoConfigurations, 3), kRndis);  // no such configuration: the first
+  EXPECT_EQ(parse(kTwoConfigurations, 0), kRndis);
+  // The second found after a first whose wTotalLength overstates it (as the kernel leaves it).
+  Bytes overstated = with_byte(with_byte(kTwoConfigurations, 20, 0xff), 21, 0xff);
+  EXPECT_EQ(parse(overstated, 1), kEcm);
+  // ... and after one whose wTotalLength ends it early: the next starts where that says.
+  Bytes cut = kTwoConfigurations;
+  cut.erase(cut.begin() + 18 + 0x43 - 7, cut.begin() + 18 + 0x43);  // drop the first's last endpoint
+  cut[20] = 0x43 - 7;
+  EXPECT_EQ(parse(cut, 1), kEcm);
+  // Not after a malformed descriptor in the first: where the second starts is then unknown.
+  EXPECT_EQ(parse(with_byte(kTwoConfigurations, 18 + 9 + 9, 0), 1), (std::vector{intf(0, 2, 2, 0xff)}));
+  // A second configuration that is not one (type or length) is never taken.
+  EXPECT_EQ(parse(with_byte(kTwoConfigurations, 18 + 0x43 + 1, 0x04), 1), kRndis);
+  EXPECT_EQ(parse(with_byte(kTwoConfigurations, 18 + 0x43, 0x08), 1), kRndis);
+}
+
+TEST(UsbDescriptors, ConfigurationsThatDoNotAdvanceEndTheSearch) {
+  // wTotalLength 0 and shorter than the header: each configuration yields nothing and no next one.
+  EXPECT_TRUE(parse(with_byte(with_byte(kTwoConfigurations, 20, 0), 21, 0), 1).empty());
+  EXPECT_TRUE(parse(with_byte(with_byte(kTwoConfigurations, 20, 8), 21, 0), 1).empty());
+  // A chain of 9-byte empty configurations, the wanted one last.
+  Bytes chain(kStick.begin(), kStick.begin() + 18);
+  for (int value = 1; value <= 200; ++value)
+    chain.insert(chain.end(), {0x09, 0x02, 0x09, 0x00, 0x00, static_cast<std::uint8_t>(value), 0x00, 0x80, 0x32});
+  chain.insert(chain.end(), {0x09, 0x02, 0x12, 0x00, 0x01, 0xff, 0x00, 0x80, 0x32,
+                             0x09, 0x04, 0x00, 0x00, 0x00, 0x03, 0x01, 0x01, 0x00});
+  EXPECT_EQ(parse(chain, 0xff), (std::vector{intf(0, 3, 1, 1)}));
+  EXPECT_TRUE(parse(chain, 7).empty());
 }
 
 // Every prefix: no read past it, sorted, a subset of what the next longer prefix yields, and all of
@@ -313,16 +354,23 @@ TEST_F(UsbDescriptorsSysfs, UnauthorizedDeviceInterfacesComeFromDescriptors) {
   EXPECT_FALSE(d.is_hub);
 }
 
-TEST_F(UsbDescriptorsSysfs, InterfaceDirectoriesWinOverDescriptors) {
-  auto path = tb.add_usb({.parent = root_hub, .name = "1-6", .busnum = 1, .devnum = 7, .vid = "046d", .pid = "c31c",
-                          .speed = "1.5", .interfaces = {{3, 1, 1, "usbhid"}}, .udev_properties = false});
-  tb.set_binary_attribute(path, "descriptors", kStick);  // disagrees with the directories
+// The active configuration's interfaces, as the kernel made their directories (and no other source:
+// no ID_USB_INTERFACES).
+TEST_F(UsbDescriptorsSysfs, TheActiveConfigurationsInterfaces) {
+  auto path = tb.add_usb({.parent = root_hub, .name = "1-6", .busnum = 1, .devnum = 7, .vid = "0525", .pid = "a4a2",
+                          .cls = 2, .udev_properties = false, .attribute_overrides = {{"bConfigurationValue", "1"}}});
+  tb.set_binary_attribute(path, "descriptors", kTwoConfigurations);
   auto d = read(path);
-  ASSERT_EQ(d.interface_list.size(), 1u);
-  EXPECT_EQ(d.interface_list[0].interface_class, 3);
-  EXPECT_EQ(d.interface_list[0].driver, "usbhid");
-  EXPECT_FALSE(d.interface_list[0].modalias.empty());
-  EXPECT_EQ(d.interfaces, ":030101:");
+  EXPECT_TRUE(d.configured);
+  EXPECT_EQ(d.interface_list, kEcm);
+  EXPECT_EQ(d.interfaces, ":020600:0a0000:");
+}
+
+// A present but malformed bConfigurationValue is a malformed device, as any numeric attribute.
+TEST_F(UsbDescriptorsSysfs, UnparsableConfigurationValueSkipsTheDevice) {
+  auto path = tb.add_usb({.parent = root_hub, .name = "1-8", .busnum = 1, .devnum = 9, .vid = "046d", .pid = "c31c",
+                          .attribute_overrides = {{"bConfigurationValue", "one"}}});
+  EXPECT_THROW(read(path), DeviceReadError);
 }
 
 }  // namespace

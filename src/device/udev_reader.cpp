@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string_view>
 
@@ -81,27 +82,15 @@ std::vector<int> parse_ports(const std::string& devpath) {
   return ports;
 }
 
-// Interfaces are the sysfs children named "<sys_name>:<config>.<interface>".
-std::vector<UsbInterface> read_interfaces(udev_device* dev, const std::string& sys_path, const std::string& sys_name) {
-  std::vector<UsbInterface> result;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(sys_path, ec)) {
-    auto name = entry.path().filename().string();
-    if (!name.starts_with(sys_name + ":")) continue;
-    UdevDevicePtr intf(udev_device_new_from_syspath(udev_device_get_udev(dev), entry.path().c_str()));
-    if (!intf) continue;  // vanished while we looked
-    Fields f(intf.get());
-    UsbInterface i;
-    i.number = f.attr_number("bInterfaceNumber", 16, 0xFF);
-    i.interface_class = f.attr_number("bInterfaceClass", 16, 0xFF);
-    i.interface_subclass = f.attr_number("bInterfaceSubClass", 16, 0xFF);
-    i.interface_protocol = f.attr_number("bInterfaceProtocol", 16, 0xFF);
-    if (const char* drv = udev_device_get_driver(intf.get())) i.driver = drv;
-    i.modalias = f.attr("modalias").value_or("");
-    result.push_back(std::move(i));
-  }
-  std::ranges::sort(result, {}, &UsbInterface::number);
-  return result;
+// The hub a device hangs off is the directory holding its own, for every device but a root hub (whose
+// parent is its controller): one file read rather than a udev device for the hub.
+void read_parent_hub(UsbDevice& d) {
+  if (d.ports.empty()) return;  // a root hub
+  auto hub = fs::path(d.sys_path).parent_path();
+  d.parent_sys_name = hub.filename().string();
+  std::ifstream in(hub / "devnum");
+  std::string text;
+  if (in >> text) d.parent_devnum = static_cast<int>(parse_number(text, 10).value_or(0));
 }
 
 // udev's ID_USB_INTERFACES format: ":" + "ccsspp:" for each distinct interface.
@@ -180,21 +169,20 @@ UsbDevice read_usb_device(udev_device* dev) {
 
   d.removable = f.attr("removable").value_or("");
   d.speed = usb_speed_from_sysfs(f.attr("speed").value_or(""));
-  d.configured = f.attr("bConfigurationValue").has_value();
+  auto configuration = f.attr("bConfigurationValue");  // empty while unconfigured
+  d.configured = configuration.has_value();
   d.self_powered = d.configured && (f.attr_number("bmAttributes", 16, 0xFF) & 0x40) != 0;
-  if (udev_device* parent = udev_device_get_parent_with_subsystem_devtype(dev, "usb", "usb_device")) {
-    d.parent_sys_name = udev_device_get_sysname(parent);
-    d.parent_devnum = static_cast<int>(parse_number(non_empty(udev_device_get_sysattr_value(parent, "devnum")).value_or("0"), 10).value_or(0));
-  }
+  read_parent_hub(d);
   if (const char* drv = udev_device_get_driver(dev)) d.driver = drv;
 
-  d.interface_list = read_interfaces(dev, d.sys_path, d.sys_name);
-  d.interfaces = f.prop("ID_USB_INTERFACES");
-  // An unauthorized device is never configured: no interface directories, but its descriptors are there.
-  if (d.interface_list.empty()) {
-    if (auto descriptors = read_descriptors_file(d.sys_path))
-      d.interface_list = interfaces_from_descriptors(*descriptors);
+  // One read of the raw descriptors rather than a udev device per interface directory: they are there
+  // from the add uevent on, for an unauthorized (never configured) device too.
+  if (auto descriptors = read_descriptors_file(d.sys_path)) {
+    std::optional<int> active;
+    if (configuration) active = f.attr_number("bConfigurationValue", 10, 0xFF);  // libudev caches the value
+    d.interface_list = interfaces_from_descriptors(*descriptors, active);
   }
+  d.interfaces = f.prop("ID_USB_INTERFACES");
   if (!d.interfaces) d.interfaces = interfaces_string(d.interface_list);
   d.is_hub = d.device_class == 9 || lists_hub_interface(d.interfaces) ||
              std::ranges::any_of(d.interface_list, [](const UsbInterface& i) { return i.interface_class == 9; });

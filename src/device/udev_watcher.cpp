@@ -17,6 +17,11 @@ namespace {
 constexpr int kReceiveBufferBytes = 16 * 1024 * 1024;  // room for a burst of uevents
 constexpr int kMaxEventsPerWakeup = 256;                // then yield to other work on the loop
 
+// A USB interface's kernel name is "<device>:<configuration>.<interface>"; no USB device's has a colon.
+bool is_usb_interface(std::string_view sys_path) {
+  return sys_path.find(':', sys_path.rfind('/') + 1) != std::string_view::npos;
+}
+
 std::string_view action_of(udev_device* dev) {
   const char* action = udev_device_get_action(dev);
   return action ? action : "";
@@ -59,6 +64,7 @@ void UdevWatcher::stop() {
 void UdevWatcher::rescan() {
   std::set<std::string> usb_seen, pci_seen, evdev_seen;
   for (const char* subsystem : {"usb", "pci", "input"}) {
+    bool usb = std::string_view(subsystem) == "usb";
     UdevEnumeratePtr e(udev_enumerate_new(udev_.get()));
     if (!e || udev_enumerate_add_match_subsystem(e.get(), subsystem) < 0 || udev_enumerate_scan_devices(e.get()) < 0) {
       spdlog::error("udev: enumerating {} devices failed", subsystem);
@@ -66,7 +72,9 @@ void UdevWatcher::rescan() {
     }
     udev_list_entry* entry;
     udev_list_entry_foreach(entry, udev_enumerate_get_list_entry(e.get())) {
-      UdevDevicePtr dev(udev_device_new_from_syspath(udev_.get(), udev_list_entry_get_name(entry)));
+      const char* path = udev_list_entry_get_name(entry);
+      if (usb && is_usb_interface(path)) continue;  // not worth a read: its device has it in its descriptors
+      UdevDevicePtr dev(udev_device_new_from_syspath(udev_.get(), path));
       if (!dev) continue;  // vanished between listing and reading
       try {
         if (is_usb_device(dev.get())) {

@@ -27,40 +27,68 @@ std::optional<std::size_t> read_up_to(int fd, std::span<std::uint8_t> buffer) {
   return filled;
 }
 
-}  // namespace
+struct Configuration {
+  int value = 0;                         // bConfigurationValue
+  std::vector<UsbInterface> interfaces;  // alternate setting 0 of each, sorted by number
+  std::optional<std::size_t> next;       // where the next configuration starts; none after a malformed one
+};
 
-std::vector<UsbInterface> interfaces_from_descriptors(std::span<const std::uint8_t> bytes) {
-  if (bytes.size() < kDeviceLength || bytes[0] != kDeviceLength || bytes[1] != kDeviceType) return {};
-  // The first configuration: the one the kernel chooses by default for nearly all devices.
-  auto config = bytes.subspan(kDeviceLength);
-  if (config.size() < kConfigLength || config[0] < kConfigLength || config[1] != kConfigType) return {};
-  std::size_t header_length = config[0];
-  std::size_t total_length = config[2] | static_cast<std::size_t>(config[3]) << 8;
-  config = config.first(std::min(total_length, config.size()));
+// The configuration whose descriptor starts `bytes`; `next` is at least its header's length past it.
+Configuration parse_configuration(std::span<const std::uint8_t> bytes) {
+  Configuration result;
+  if (bytes.size() < kConfigLength || bytes[0] < kConfigLength || bytes[1] != kConfigType) return result;
+  result.value = bytes[5];
+  std::size_t header_length = bytes[0];
+  std::size_t total_length = bytes[2] | static_cast<std::size_t>(bytes[3]) << 8;
+  auto config = bytes.first(std::min(total_length, bytes.size()));
+  if (config.size() < header_length) return result;  // wTotalLength short of its own header
 
-  std::vector<UsbInterface> result;
   std::array<bool, 256> seen{};  // by bInterfaceNumber
-  for (std::size_t pos = header_length; pos + 2 <= config.size();) {
+  std::size_t pos = header_length;
+  result.next = config.size();
+  while (pos + 2 <= config.size()) {
     std::size_t length = config[pos];
     std::uint8_t type = config[pos + 1];
     // A configuration descriptor here starts the next configuration: the kernel emits each one only as
     // far as it could parse it, while the header keeps the device's own wTotalLength.
-    if (length < 2 || length > config.size() - pos || type == kConfigType) break;
+    if (type == kConfigType) {
+      result.next = pos;
+      break;
+    }
+    if (length < 2 || length > config.size() - pos) {  // malformed: nothing after it is trusted
+      result.next.reset();
+      break;
+    }
     auto descriptor = config.subspan(pos, length);
     pos += length;
     if (type != kInterfaceType || length < kInterfaceLength) continue;
     std::uint8_t number = descriptor[2], alternate_setting = descriptor[3];
     if (alternate_setting != 0 || seen[number]) continue;
     seen[number] = true;
-    result.push_back({.number = number,
-                      .interface_class = descriptor[5],
-                      .interface_subclass = descriptor[6],
-                      .interface_protocol = descriptor[7],
-                      .driver = {},  // no interface device exists to bind a driver to or to name
-                      .modalias = {}});
+    result.interfaces.push_back({.number = number,
+                                 .interface_class = descriptor[5],
+                                 .interface_subclass = descriptor[6],
+                                 .interface_protocol = descriptor[7]});
   }
-  std::ranges::sort(result, {}, &UsbInterface::number);
+  std::ranges::sort(result.interfaces, {}, &UsbInterface::number);
   return result;
+}
+
+}  // namespace
+
+std::vector<UsbInterface> interfaces_from_descriptors(std::span<const std::uint8_t> bytes,
+                                                      std::optional<int> configuration) {
+  if (bytes.size() < kDeviceLength || bytes[0] != kDeviceLength || bytes[1] != kDeviceType) return {};
+  auto rest = bytes.subspan(kDeviceLength);
+  auto first = parse_configuration(rest);
+  if (!configuration || first.value == *configuration) return first.interfaces;
+  // Another active configuration: look for it after the first, which is what an unknown value yields.
+  for (auto current = first; current.next && *current.next < rest.size();) {
+    rest = rest.subspan(*current.next);
+    current = parse_configuration(rest);
+    if (current.value == *configuration) return current.interfaces;
+  }
+  return first.interfaces;
 }
 
 std::optional<std::vector<std::uint8_t>> read_descriptors_file(const std::string& sys_path) {

@@ -13,8 +13,6 @@ struct UsbInterface {
   int interface_class = 0;
   int interface_subclass = 0;
   int interface_protocol = 0;
-  std::string driver;    // empty when no driver is bound
-  std::string modalias;  // usb:v…p…d…dc…dsc…dp…ic…isc…ip…in…
   bool operator==(const UsbInterface&) const = default;
 };
 

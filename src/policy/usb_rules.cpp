@@ -43,21 +43,22 @@ std::vector<InterfaceTriple> parse_interfaces(const std::optional<std::string>& 
 }
 
 std::vector<std::string> usb_modaliases(const UsbDevice& d) {
-  std::vector<std::string> out;
-  for (const auto& i : d.interface_list)
-    if (!i.modalias.empty()) out.push_back(i.modalias);
-  if (!out.empty()) return out;
-  auto interfaces = parse_interfaces(d.interfaces);
-  if (interfaces.empty()) interfaces.push_back({0, 0, 0});
+  std::vector<UsbInterface> interfaces = d.interface_list;
+  if (interfaces.empty()) {  // no descriptors read: udev's list, numbered in order
+    for (const auto& t : parse_interfaces(d.interfaces))
+      interfaces.push_back({static_cast<int>(interfaces.size()), t.cls, t.subclass, t.protocol});
+  }
+  if (interfaces.empty()) interfaces.push_back({});
   unsigned vid = static_cast<unsigned>(parse_number(d.vid, 16).value_or(0));
   unsigned pid = static_cast<unsigned>(parse_number(d.pid, 16).value_or(0));
-  for (size_t n = 0; n < interfaces.size(); ++n) {
-    char buf[96];
+  std::vector<std::string> out;
+  for (const auto& i : interfaces) {
+    char buf[96];  // the kernel's usb_modalias() of an interface
     std::snprintf(buf, sizeof buf, "usb:v%04Xp%04Xd%04Xdc%02Xdsc%02Xdp%02Xic%02Xisc%02Xip%02Xin%02X", vid, pid,
                   static_cast<unsigned>(d.bcd_device), static_cast<unsigned>(d.device_class),
                   static_cast<unsigned>(d.device_subclass), static_cast<unsigned>(d.device_protocol),
-                  static_cast<unsigned>(interfaces[n].cls), static_cast<unsigned>(interfaces[n].subclass),
-                  static_cast<unsigned>(interfaces[n].protocol), static_cast<unsigned>(n));
+                  static_cast<unsigned>(i.interface_class), static_cast<unsigned>(i.interface_subclass),
+                  static_cast<unsigned>(i.interface_protocol), static_cast<unsigned>(i.number));
     out.emplace_back(buf);
   }
   return out;

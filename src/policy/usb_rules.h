@@ -66,7 +66,7 @@ struct InterfaceTriple {
 };
 std::vector<InterfaceTriple> parse_interfaces(const std::optional<std::string>& interfaces);
 
-// The modaliases a driverPath rule resolves: sysfs's per interface, else built from the device's fields.
+// The modaliases a driverPath rule resolves, one per interface as the kernel writes them.
 std::vector<std::string> usb_modaliases(const UsbDevice& d);
 
 }  // namespace vhp
