@@ -8,7 +8,6 @@
 #include <string_view>
 
 #include "device/parse.h"
-#include "device/udev_ptr.h"
 #include "device/usb_descriptors.h"
 
 namespace vhp {
@@ -87,10 +86,11 @@ std::vector<int> parse_ports(const std::string& devpath) {
 void read_parent_hub(UsbDevice& d) {
   if (d.ports.empty()) return;  // a root hub
   auto hub = fs::path(d.sys_path).parent_path();
-  d.parent_sys_name = hub.filename().string();
   std::ifstream in(hub / "devnum");
   std::string text;
-  if (in >> text) d.parent_devnum = static_cast<int>(parse_number(text, 10).value_or(0));
+  if (!(in >> text)) return;  // no USB device above (only a test's sysfs hangs one elsewhere)
+  d.parent_sys_name = hub.filename().string();
+  d.parent_devnum = static_cast<int>(parse_number(text, 10).value_or(0));
 }
 
 // udev's ID_USB_INTERFACES format: ":" + "ccsspp:" for each distinct interface.
