@@ -26,6 +26,7 @@ class Qemu {
   void start();  // returns once both QMP sockets accept
   void kill();   // SIGKILL, as a crash
   bool running();
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
   const std::string& socket() const { return socket_; }
   // One QMP command on the inspection socket (a fresh connection each time); returns the reply.
   nlohmann::json qmp(const std::string& command, const nlohmann::json& arguments = nullptr);
