@@ -43,6 +43,19 @@ TEST_F(Discovery, FindsEveryUsbDeviceOfARealisticHost) {
     EXPECT_FALSE(usb(*path).is_hub) << *path;
 }
 
+// A rescan (after lost uevents) forgets a device that left unseen and keeps the rest, on a host
+// without input devices (no /sys/class/input at all).
+TEST_F(Discovery, ARescanForgetsWhatLeftUnseen) {
+  auto host = test::add_realistic_host(tb);
+  scan();
+  ASSERT_TRUE(registry.find_usb(host.stick));
+  tb.unplug(host.stick);  // its remove uevent reaches no monitor: none is open
+  scan();
+  EXPECT_FALSE(registry.find_usb(host.stick));
+  EXPECT_EQ(registry.usb_devices().size(), 8u);
+  EXPECT_EQ(registry.pci_devices().size(), 5u);
+}
+
 TEST_F(Discovery, CompositeKeyBehindAHub) {
   auto host = test::add_realistic_host(tb);
   scan();

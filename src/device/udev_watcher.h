@@ -2,6 +2,8 @@
 // Keeps a DeviceRegistry in step with the host's USB, PCI and input (evdev) devices through libudev,
 // driven by the event loop: no polling, no extra thread.
 #include <functional>
+#include <optional>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -31,6 +33,8 @@ class UdevWatcher {
   void wait_for_events();
   void drain();
   void handle(udev_device* dev);
+  // The devices of a bus's or a class's sysfs directory, by path; nullopt when it cannot be listed.
+  std::optional<std::vector<UdevDevicePtr>> devices_in(const char* dir);
 
   DeviceRegistry& registry_;
   UdevPtr udev_;
