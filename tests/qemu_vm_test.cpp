@@ -283,6 +283,38 @@ TEST_F(QemuVmTest, AMalformedReplyFailsTheOperationAndTheVmStaysManaged) {
   odd.stop();
 }
 
+// The verification goes out behind device_add and the look behind device_del, before their
+// answers: this monitor answers each only once the command behind it has come (so does QEMU's
+// own reading, while a command runs, with "oob" enabled: the greeting offers it, the session takes it).
+TEST_F(QemuVmTest, EachCheckIsSentBehindTheCommandItChecks) {
+  nlohmann::json pending;  // the device_add or device_del not answered yet
+  std::atomic<bool> oob = false;
+  test::FakeQmp fake(dir / "fast.qmp", [&](const nlohmann::json& r) -> std::optional<std::string> {
+    auto command = r.value("execute", "");
+    if (command == "qmp_capabilities") oob = r.contains("arguments") && r["arguments"]["enable"] == nlohmann::json::array({"oob"});
+    if (command == "device_add" || command == "device_del") {
+      pending = r;
+      return std::string();
+    }
+    if (pending.is_null()) return std::nullopt;
+    auto first = test::FakeQmp::reply(pending, nlohmann::json::object()) + "\r\n";
+    pending = nullptr;
+    if (command == "qom-get") return first + test::FakeQmp::reply(r, true);
+    if (command == "qom-list")
+      return first + nlohmann::json{{"error", {{"class", "DeviceNotFound"}, {"desc", "Device not found"}}}, {"id", r["id"]}}.dump();
+    return std::nullopt;
+  });
+  QemuVm fast(io, "fast", dir / "fast.qmp", quick());
+  fast.start();
+  ASSERT_TRUE(run_until(io, [&] { return fast.running(); }));
+  complete(io, fast.attach_usb(usb(1, 40)));
+  complete(io, fast.detach_usb(held(1, 40)));  // gone at the look: no wait for DEVICE_DELETED
+  EXPECT_TRUE(oob);
+  EXPECT_EQ(fake.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status", "qmp_capabilities", "device_add",
+                                                       "qom-get", "qmp_capabilities", "device_del", "qom-list"}));
+  fast.stop();
+}
+
 // A session that breaks after connecting (a garbled answer, a timeout) is not the VM going away.
 TEST_F(QemuVmTest, ASessionThatBreaksAfterConnectingDoesNotMarkTheVmDown) {
   std::atomic<int> statuses = 0;

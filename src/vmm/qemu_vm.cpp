@@ -254,19 +254,36 @@ asio::awaitable<void> QemuVm::borrowed(std::string what, Body body, bool need_up
   throw VmError(failure);
 }
 
-asio::awaitable<json> QemuVm::execute(QmpConnection& c, const std::string& command, json arguments) {
+VmError QemuVm::session_failure(QmpConnection& c, const std::string& command, const QmpError& e) {
+  c.close();  // a late or garbled answer would desynchronise the session
+  if (e.error_class == "Timeout") return VmError("VM " + name() + " did not answer " + command);
+  if (e.error_class == "Protocol") return VmError("VM " + name() + " sent a malformed answer to " + command + ": " + e.what());
+  return VmError("VM " + name() + " went away during " + command);
+}
+
+asio::awaitable<std::uint64_t> QemuVm::send(QmpConnection& c, const std::string& command, json arguments) {
   auto id = arguments.is_object() ? arguments.find("id") : arguments.end();
   about_vm(name()).debug("qmp: -> {} {}on {}", command,
                          id != arguments.end() && id->is_string() ? id->get<std::string>() + " " : "", name());
   try {
-    co_return co_await c.execute(command, std::move(arguments), timeouts_.command);
+    co_return co_await c.send(command, std::move(arguments), timeouts_.command);
+  } catch (const QmpError& e) {  // only ever a local failure: nothing was answered yet
+    throw session_failure(c, command, e);
+  }
+}
+
+asio::awaitable<json> QemuVm::receive(QmpConnection& c, std::uint64_t id, const std::string& command) {
+  try {
+    co_return co_await c.receive(id, command, timeouts_.command);
   } catch (const QmpError& e) {
     if (!e.local()) throw;  // QEMU's own error: the caller decides
-    c.close();              // a late or garbled answer would desynchronise the session
-    if (e.error_class == "Timeout") throw VmError("VM " + name() + " did not answer " + command);
-    if (e.error_class == "Protocol") throw VmError("VM " + name() + " sent a malformed answer to " + command + ": " + e.what());
-    throw VmError("VM " + name() + " went away during " + command);
+    throw session_failure(c, command, e);
   }
+}
+
+asio::awaitable<json> QemuVm::execute(QmpConnection& c, const std::string& command, json arguments) {
+  auto id = co_await send(c, command, std::move(arguments));
+  co_return co_await receive(c, id, command);
 }
 
 // ---- USB --------------------------------------------------------------------------------------
@@ -276,20 +293,25 @@ asio::awaitable<void> QemuVm::attach_usb(UsbDevice device) {
   Body body = [this, bus, addr](QmpConnection& c) -> asio::awaitable<void> {
     auto id = usb_id(bus, addr);
     json args{{"driver", "usb-host"}, {"id", id}, {"hostbus", bus}, {"hostaddr", addr}};
+    auto args_attached = qom_get("/machine/peripheral/" + id, "attached");
+    std::uint64_t verification = 0;
     for (int attempt = 0;; ++attempt) {
+      // The verification goes out behind device_add: QEMU reads it while it realizes the device
+      // rather than after answering (docs/BENCHMARKS.md). After a failed attempt its answer is skipped.
+      auto add = co_await send(c, "device_add", args);
+      verification = co_await send(c, "qom-get", args_attached);
       std::string error;
       try {
-        co_await execute(c, "device_add", args);
+        co_await receive(c, add, "device_add");
         break;
       } catch (const QmpError& e) {
         error = e.what();
       }
-      if (error.starts_with("Duplicate device ID")) break;  // ours already: verify below
+      if (error.starts_with("Duplicate device ID")) break;  // ours already: verified all the same
       if (!error.starts_with("failed to find host usb device") || attempt >= timeouts_.attach_retries) throw VmError(error);
       co_await pause(io_, timeouts_.attach_retry_interval);
     }
-    auto args_attached = qom_get("/machine/peripheral/" + id, "attached");
-    auto attached = co_await execute(c, "qom-get", std::move(args_attached));
+    auto attached = co_await receive(c, verification, "qom-get");
     if (attached != true) {
       bool removed = true;
       auto args_del = by_id(id);
@@ -315,24 +337,24 @@ asio::awaitable<void> QemuVm::detach_usb(VmUsbDevice device) {
       for (const auto& held : co_await scan_usb(c))
         if (held.hostbus == device.hostbus && held.hostaddr == device.hostaddr) id = held.id;
     if (id.empty()) co_return;  // QEMU holds nothing at that address
+    // A USB device is unplugged synchronously: once it has left the QOM tree, its host device is
+    // released. QEMU sends DEVICE_DELETED only ~50 ms later (its RCU thread batches), so look first,
+    // with the look sent behind device_del (as attach_usb's verification).
+    auto path = id.starts_with('/') ? id : "/machine/peripheral/" + id;
     auto args_del = by_id(id);
+    json args_path{{"path", path}};  // named: GCC 12 rejects a braced temporary among a co_await's arguments
+    auto del = co_await send(c, "device_del", std::move(args_del));
+    auto look = co_await send(c, "qom-list", std::move(args_path));
     try {
-      co_await execute(c, "device_del", std::move(args_del));
+      co_await receive(c, del, "device_del");
     } catch (const QmpError& e) {
       if (e.error_class != "DeviceNotFound") throw VmError(e.what());
-      id.clear();  // not there: nothing to detach
-    }
-    if (id.empty()) {
-      ids_.erase(address);
+      ids_.erase(address);  // not there: nothing to detach
       co_return;
     }
-    // A USB device is unplugged synchronously: once it has left the QOM tree, its host device is
-    // released. QEMU sends DEVICE_DELETED only ~50 ms later (its RCU thread batches), so look first.
-    auto path = id.starts_with('/') ? id : "/machine/peripheral/" + id;
-    json args_path{{"path", path}};
     bool gone = false;
     try {
-      co_await execute(c, "qom-list", std::move(args_path));
+      co_await receive(c, look, "qom-list");
     } catch (const QmpError&) {
       gone = true;  // "Device … not found": out of the tree
     }

@@ -81,6 +81,12 @@ class QemuVm : public Vm {
   boost::asio::awaitable<void> borrowed(std::string what, Body body, bool need_up = true);
   // A command; QEMU's own errors come back as QmpError, the rest as VmError.
   boost::asio::awaitable<nlohmann::json> execute(QmpConnection& c, const std::string& command, nlohmann::json arguments);
+  // The same in two steps, so that a command can be sent behind another before its answer is read.
+  boost::asio::awaitable<std::uint64_t> send(QmpConnection& c, const std::string& command, nlohmann::json arguments);
+  boost::asio::awaitable<nlohmann::json> receive(QmpConnection& c, std::uint64_t id, const std::string& command);
+  // A local failure of the session (no answer, a garbled one, the connection gone) as the VmError
+  // an operation reports; closes the connection.
+  VmError session_failure(QmpConnection& c, const std::string& command, const QmpError& e);
   boost::asio::awaitable<std::vector<VmUsbDevice>> scan_usb(QmpConnection& c);
   // device_add of a PCI device (`device`: driver and its properties) into a free hot-plug port, or the
   // root bus; then verified with query-pci. A device with that id already there counts as added.

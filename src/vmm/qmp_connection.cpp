@@ -1,5 +1,7 @@
 #include "vmm/qmp_connection.h"
 
+#include <algorithm>
+
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -115,9 +117,14 @@ asio::awaitable<void> QmpConnection::open(const std::string& socket_path, Durati
   json greeting;
   do greeting = co_await read_message(left());
   while (greeting.contains("event"));  // none should come first; one left over from an earlier session is no greeting
-  if (auto qmp = greeting.find("QMP"); qmp == greeting.end() || !qmp->is_object())
+  auto qmp = greeting.find("QMP");
+  if (qmp == greeting.end() || !qmp->is_object())
     throw QmpError("Protocol", "no QMP greeting on " + socket_path + " (got " + greeting.dump().substr(0, 120) + ")");
-  co_await write_line("{\"execute\":\"qmp_capabilities\"}\n", left());
+  auto offered = qmp->find("capabilities");
+  bool oob = offered != qmp->end() && offered->is_array() && std::ranges::find(*offered, json("oob")) != offered->end();
+  co_await write_line(oob ? "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}\n"
+                          : "{\"execute\":\"qmp_capabilities\"}\n",
+                      left());
   json reply;
   do reply = co_await read_message(left());
   while (keep_if_event(reply));
@@ -126,14 +133,20 @@ asio::awaitable<void> QmpConnection::open(const std::string& socket_path, Durati
   open_ = true;
 }
 
-asio::awaitable<json> QmpConnection::execute(const std::string& command, json arguments, Duration timeout) {
+asio::awaitable<std::uint64_t> QmpConnection::send(const std::string& command, json arguments, Duration timeout) {
   auto self = shared_from_this();
   if (!open_) throw QmpError("Disconnected", "QMP is not connected");
   std::uint64_t id = next_id_++;
   json request{{"execute", command}, {"id", id}};
   if (!arguments.is_null()) request["arguments"] = std::move(arguments);
-  auto started = std::chrono::steady_clock::now();
   co_await write_line(request.dump() + "\n", timeout);
+  co_return id;
+}
+
+asio::awaitable<json> QmpConnection::receive(std::uint64_t id, const std::string& command, Duration timeout) {
+  auto self = shared_from_this();
+  if (!open_) throw QmpError("Disconnected", "QMP is not connected");
+  auto started = std::chrono::steady_clock::now();
   while (true) {
     auto spent = std::chrono::steady_clock::now() - started;
     json reply;
@@ -154,6 +167,13 @@ asio::awaitable<json> QmpConnection::execute(const std::string& command, json ar
     if (result == reply.end()) throw QmpError("Protocol", "QMP answered " + command + " with neither return nor error");
     co_return *result;
   }
+}
+
+asio::awaitable<json> QmpConnection::execute(const std::string& command, json arguments, Duration timeout) {
+  auto self = shared_from_this();
+  auto started = std::chrono::steady_clock::now();
+  auto id = co_await send(command, std::move(arguments), timeout);
+  co_return co_await receive(id, command, std::max<Duration>(Duration::zero(), timeout - (std::chrono::steady_clock::now() - started)));
 }
 
 asio::awaitable<json> QmpConnection::wait_event(const std::string& name, std::function<bool(const json&)> matches,

@@ -1,9 +1,12 @@
 #pragma once
 // One QMP session on a VM's monitor socket: connect, greeting, capabilities, then commands and
-// events in turn. Used by one operation at a time (the VM's queue guarantees it), so replies are
-// read in line with the commands; events that arrive meanwhile are kept for wait_event(). Every
-// read and write has a deadline; a malformed, unexpected or oversized message is a QmpError,
-// never another exception.
+// events. Used by one operation at a time (the VM's queue guarantees it). QEMU runs a session's
+// commands in the order sent and answers them in that order, so an operation may send a command
+// behind another before reading the first answer; with the "oob" capability, enabled whenever the
+// greeting offers it, QEMU also reads the commands queued behind the one it runs (without it, it
+// reads nothing more until it has answered). Events that arrive meanwhile are kept for
+// wait_event(). Every read and write has a deadline; a malformed, unexpected or oversized message
+// is a QmpError, never another exception.
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -41,7 +44,12 @@ class QmpConnection : public std::enable_shared_from_this<QmpConnection> {
 
   // Connects, reads the greeting and negotiates capabilities, all within `timeout`.
   boost::asio::awaitable<void> open(const std::string& socket_path, Duration timeout);
-  // Runs a command; its "return" value.
+  // Writes a command without waiting for its answer; its id, for receive().
+  boost::asio::awaitable<std::uint64_t> send(const std::string& command, nlohmann::json arguments, Duration timeout);
+  // The "return" value of the command sent as `id` (`command` names it in errors). Answers to
+  // commands sent before it and not received are skipped.
+  boost::asio::awaitable<nlohmann::json> receive(std::uint64_t id, const std::string& command, Duration timeout);
+  // send() and receive(), within `timeout`.
   boost::asio::awaitable<nlohmann::json> execute(const std::string& command, nlohmann::json arguments, Duration timeout);
   // The data of the first event `name` (received already or still to come) that `matches` accepts.
   boost::asio::awaitable<nlohmann::json> wait_event(const std::string& name,
