@@ -169,13 +169,6 @@ asio::awaitable<json> QmpConnection::receive(std::uint64_t id, const std::string
   }
 }
 
-asio::awaitable<json> QmpConnection::execute(const std::string& command, json arguments, Duration timeout) {
-  auto self = shared_from_this();
-  auto started = std::chrono::steady_clock::now();
-  auto id = co_await send(command, std::move(arguments), timeout);
-  co_return co_await receive(id, command, std::max<Duration>(Duration::zero(), timeout - (std::chrono::steady_clock::now() - started)));
-}
-
 asio::awaitable<json> QmpConnection::wait_event(const std::string& name, std::function<bool(const json&)> matches,
                                                 Duration timeout) {
   auto self = shared_from_this();

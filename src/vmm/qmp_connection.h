@@ -49,8 +49,6 @@ class QmpConnection : public std::enable_shared_from_this<QmpConnection> {
   // The "return" value of the command sent as `id` (`command` names it in errors). Answers to
   // commands sent before it and not received are skipped.
   boost::asio::awaitable<nlohmann::json> receive(std::uint64_t id, const std::string& command, Duration timeout);
-  // send() and receive(), within `timeout`.
-  boost::asio::awaitable<nlohmann::json> execute(const std::string& command, nlohmann::json arguments, Duration timeout);
   // The data of the first event `name` (received already or still to come) that `matches` accepts.
   boost::asio::awaitable<nlohmann::json> wait_event(const std::string& name,
                                                     std::function<bool(const nlohmann::json&)> matches, Duration timeout);
