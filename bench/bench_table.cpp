@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -96,6 +97,16 @@ test::UsbSpec key(const test::HostPaths& host, int devnum) {
   return spec;
 }
 
+// vm's usb-host count, polled (its second monitor) until it differs from `from` or 10 s have
+// passed: the count and the moment of the poll that saw it, in ms since `since`.
+std::pair<std::size_t, double> usb_count_change(test::Qemu& vm, std::size_t from, clock_type::time_point since) {
+  for (;;) {
+    auto count = vm.usb_ids().size();
+    double at = ms_since(since);
+    if (count != from || at >= 10000) return {count, at};
+  }
+}
+
 // The start is measured on a quiet host: the VMs' own start-up done, not sharing the two cores.
 void settle(test::Qemu& vm1, test::Qemu& vm2) {
   if (!bench::wait_until_quiet({vm1.pid(), vm2.pid()})) std::fprintf(stderr, "warning: the VMs were still busy after 10 s\n");
@@ -127,18 +138,18 @@ Figures measure(test::Testbed& tb, const test::HostPaths& host, const std::vecto
   // This 2-core VM's start times wander by half between runs: five starts, each on quiet VMs.
   std::vector<std::string> argv = command;
   argv.insert(argv.end(), {"-c", dir + "/vhotplug.conf"});
-  for (int i = 1; i < kStarts; ++i) {
-    auto t0 = clock_type::now();
-    test::Child daemon(argv, "/dev/null", dir + "/daemon.log");
+  std::unique_ptr<test::Child> daemon;  // the last start's stays for the rest
+  clock_type::time_point t0;
+  for (int i = 0; i < kStarts; ++i) {
+    if (daemon) {
+      daemon->stop(SIGTERM);
+      settle(vm1, vm2);
+    }
+    t0 = clock_type::now();
+    daemon = std::make_unique<test::Child>(argv, "/dev/null", dir + "/daemon.log");
     wait_for_api(socket, t0, dir + "/daemon.log");
     f.api_ready_ms.push_back(ms_since(t0));
-    daemon.stop(SIGTERM);
-    settle(vm1, vm2);
   }
-  auto t0 = clock_type::now();
-  test::Child daemon(argv, "/dev/null", dir + "/daemon.log");
-  wait_for_api(socket, t0, dir + "/daemon.log");
-  f.api_ready_ms.push_back(ms_since(t0));
   EventStream events(socket);
   int devnum = next_address(plugs);
   auto probe = tb.add_usb({.parent = host.root_hub, .name = "1-9", .busnum = 1, .devnum = devnum, .vid = "1a86", .pid = "7523",
@@ -155,7 +166,7 @@ Figures measure(test::Testbed& tb, const test::HostPaths& host, const std::vecto
   events.wait("usb_disconnected", node_of(1, devnum), std::chrono::milliseconds(10000));
 
   std::this_thread::sleep_for(std::chrono::seconds(2));  // idle
-  std::tie(f.rss_mib, f.pss_mib) = rss_pss_mib(daemon.pid());
+  std::tie(f.rss_mib, f.pss_mib) = rss_pss_mib(daemon->pid());
 
   {  // usb_list on one connection
     ApiClient client(options);
@@ -207,17 +218,15 @@ Figures measure(test::Testbed& tb, const test::HostPaths& host, const std::vecto
   // there, and gone again after the unplug.
   for (int i = 0; i < rounds; ++i) {
     auto [n, path, before, t] = plug_key();
-    while (vm1.usb_ids().size() == before && ms_since(t) < 10000) {}
-    if (vm1.usb_ids().size() > before) f.visible_ms.push_back(ms_since(t));
+    if (auto [count, at] = usb_count_change(vm1, before, t); count > before) f.visible_ms.push_back(at);
     events.wait("usb_attached", node_of(1, n), std::chrono::milliseconds(10000));
     auto held = vm1.usb_ids().size();
     t = clock_type::now();
     tb.unplug(path);
-    while (vm1.usb_ids().size() == held && ms_since(t) < 10000) {}
-    if (vm1.usb_ids().size() < held) f.gone_ms.push_back(ms_since(t));
+    if (auto [count, at] = usb_count_change(vm1, held, t); count < held) f.gone_ms.push_back(at);
     events.wait("usb_disconnected", node_of(1, n), std::chrono::milliseconds(10000));
   }
-  daemon.stop(SIGTERM);
+  daemon->stop(SIGTERM);
   vm1.kill();
   vm2.kill();
   return f;
@@ -265,8 +274,7 @@ void trace(test::Testbed& tb, const test::HostPaths& host, const std::string& di
   auto unplugged = std::chrono::system_clock::now();
   t = clock_type::now();
   tb.unplug(path);
-  while (vm1.usb_ids().size() == held && ms_since(t) < 10000) {}
-  double gone_ms = ms_since(t);
+  double gone_ms = usb_count_change(vm1, held, t).second;
   auto disconnected = events.wait("usb_disconnected", node_of(1, devnum), std::chrono::milliseconds(10000));
   if (!disconnected) throw std::runtime_error("trace: no usb_disconnected; see " + dir + "/daemon.log");
   double disconnected_ms = ms_since(t, *disconnected);
