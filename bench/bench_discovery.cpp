@@ -1,5 +1,5 @@
-// Device discovery figures on a umockdev host: start-up scan of 500 USB devices, and the latency
-// from a udev "add" event to the device being in the registry.
+// Device discovery figures on a umockdev host: start-up scan of 500 USB devices, one device's read,
+// and the latency from a udev "add" event to the device being in the registry.
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include "percentile.h"
+#include "device/udev_ptr.h"
+#include "device/udev_reader.h"
 #include "device/udev_watcher.h"
 #include "support/event_loop.h"
 #include "support/mock_environment.h"
@@ -45,6 +47,21 @@ void BM_StartupScan500(benchmark::State& state) {
   state.counters["devices"] = 500;
 }
 BENCHMARK(BM_StartupScan500)->Unit(benchmark::kMillisecond);
+
+// One USB device as the scan makes and reads each: a fresh libudev device each time (libudev caches
+// what it read), and with `read`, read_usb_device of it; without, the libudev device alone.
+void BM_UsbDeviceFromSysfs(benchmark::State& state, bool read) {
+  test::Testbed tb;
+  auto path = add_500_devices(tb) + "/1-1.1";
+  UdevPtr udev(udev_new());
+  for (auto _ : state) {
+    UdevDevicePtr dev(udev_device_new_from_syspath(udev.get(), path.c_str()));
+    if (read) benchmark::DoNotOptimize(read_usb_device(dev.get()));
+    benchmark::DoNotOptimize(dev.get());
+  }
+}
+BENCHMARK_CAPTURE(BM_UsbDeviceFromSysfs, made, false)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_UsbDeviceFromSysfs, made_and_read, true)->Unit(benchmark::kMicrosecond);
 
 // The device stays in sysfs; a "remove" event takes it out of the registry and an "add" event,
 // the timed part, puts it back: umockdev's netlink emulation → libudev → our read → registry.

@@ -3,7 +3,8 @@
 // fresh real QEMU VMs (q35, TCG, paused), once they are quiet, then measured the same way (the
 // start as the median of five). Printed as Markdown. A plug's
 // clock starts when its "add" uevent is sent; "visible in QEMU" is polled on the VM's second monitor,
-// in rounds of its own (the poll slows QEMU's reading of the daemon's commands).
+// in rounds of its own (the poll slows QEMU's reading of the daemon's commands). A last column, the
+// testbed's floor, takes the uevent and plug rows with no daemon at all (measure_floor).
 // With `--trace`, then one more plug on vhotplugd with `-d`: its debug log from the uevent to the
 // usb_attached event, each line with its offset from the uevent (the stages of a plug), and then of
 // its unplug, to usb_disconnected and the usb-host gone from QEMU.
@@ -27,6 +28,7 @@
 #include "log_time.h"
 #include "bench_facts.h"
 #include "percentile.h"
+#include "testbed_floor.h"
 #include "api/client.h"
 #include "support/host_fixture.h"
 #include "support/mock_environment.h"
@@ -97,6 +99,12 @@ test::UsbSpec key(const test::HostPaths& host, int devnum) {
   return spec;
 }
 
+// A serial adapter at address `devnum`, which no rule passes: usb_connected and usb_disconnected only.
+test::UsbSpec serial_adapter(const test::HostPaths& host, int devnum) {
+  return {.parent = host.root_hub, .name = "1-9", .busnum = 1, .devnum = devnum, .vid = "1a86", .pid = "7523",
+          .interfaces = {{0xff, 1, 2, "ch341"}}};
+}
+
 // vm's usb-host count, polled (its second monitor) until it differs from `from` or 10 s have
 // passed: the count and the moment of the poll that saw it, in ms since `since`.
 std::pair<std::size_t, double> usb_count_change(test::Qemu& vm, std::size_t from, clock_type::time_point since) {
@@ -152,8 +160,7 @@ Figures measure(test::Testbed& tb, const test::HostPaths& host, const std::vecto
   }
   EventStream events(socket);
   int devnum = next_address(plugs);
-  auto probe = tb.add_usb({.parent = host.root_hub, .name = "1-9", .busnum = 1, .devnum = devnum, .vid = "1a86", .pid = "7523",
-                           .interfaces = {{0xff, 1, 2, "ch341"}}});
+  auto probe = tb.add_usb(serial_adapter(host, devnum));
   for (;;) {
     tb.uevent(probe, "add");
     if (auto at = events.wait("usb_connected", node_of(1, devnum), std::chrono::milliseconds(20))) {
@@ -184,8 +191,7 @@ Figures measure(test::Testbed& tb, const test::HostPaths& host, const std::vecto
   // Plug and unplug of a device no rule passes: usb_connected / usb_disconnected.
   for (int i = 0; i < rounds; ++i) {
     int n = next_address(plugs);
-    auto path = tb.add_usb({.parent = host.root_hub, .name = "1-9", .busnum = 1, .devnum = n, .vid = "1a86", .pid = "7523",
-                            .interfaces = {{0xff, 1, 2, "ch341"}}});
+    auto path = tb.add_usb(serial_adapter(host, n));
     auto t = clock_type::now();
     tb.uevent(path, "add");
     if (auto at = events.wait("usb_connected", node_of(1, n), std::chrono::milliseconds(10000))) f.connected_ms.push_back(ms_since(t, *at));
@@ -227,6 +233,55 @@ Figures measure(test::Testbed& tb, const test::HostPaths& host, const std::vecto
     events.wait("usb_disconnected", node_of(1, n), std::chrono::milliseconds(10000));
   }
   daemon->stop(SIGTERM);
+  vm1.kill();
+  vm2.kill();
+  return f;
+}
+
+// The same rows with no daemon: the bench's own libudev monitor sees each uevent (UeventProbe), then
+// the bench does what any daemon must for the row on a fresh QMP connection to vm1 (`device_add` of
+// the key's usb-host; `device_del` after its unplug) and polls vm1's second monitor. What is left of
+// a daemon's figure above this is the daemon's own: its reading, rules, checks and events.
+Figures measure_floor(test::Testbed& tb, const test::HostPaths& host, const std::string& dir, int rounds, int& plugs) {
+  Figures f;
+  test::Qemu vm1(dir, "vm1"), vm2(dir, "vm2");
+  vm1.start();
+  vm2.start();
+  settle(vm1, vm2);
+  bench::UeventProbe probe;
+  auto arrived = [&](const char* action, const std::string& path, clock_type::time_point t) -> std::optional<double> {
+    auto at = probe.wait(action, path, std::chrono::milliseconds(10000));
+    return at ? std::optional(ms_since(t, *at)) : std::nullopt;
+  };
+  for (int i = 0; i < rounds; ++i) {
+    int n = next_address(plugs);
+    auto path = tb.add_usb(serial_adapter(host, n));
+    auto t = clock_type::now();
+    tb.uevent(path, "add");
+    if (auto ms = arrived("add", path, t)) f.connected_ms.push_back(*ms);
+    t = clock_type::now();
+    tb.unplug(path);
+    if (auto ms = arrived("remove", path, t)) f.disconnected_ms.push_back(*ms);
+  }
+  for (int i = 0; i < rounds; ++i) {
+    int n = next_address(plugs);
+    auto path = tb.add_usb(key(host, n));
+    auto before = vm1.usb_ids().size();
+    std::string id = "floor-" + std::to_string(n);
+    auto t = clock_type::now();
+    tb.uevent(path, "add");
+    if (!arrived("add", path, t)) continue;
+    auto reply = bench::qmp_once(vm1.socket(), {{"execute", "device_add"},
+                                                {"arguments", {{"driver", "usb-host"}, {"id", id}, {"hostbus", 1}, {"hostaddr", n}}}});
+    if (reply.contains("return")) f.attached_ms.push_back(ms_since(t));
+    if (auto [count, at] = usb_count_change(vm1, before, t); count > before) f.visible_ms.push_back(at);
+    auto held = vm1.usb_ids().size();
+    t = clock_type::now();
+    tb.unplug(path);
+    if (!arrived("remove", path, t)) continue;
+    bench::qmp_once(vm1.socket(), {{"execute", "device_del"}, {"arguments", {{"id", id}}}});
+    if (auto [count, at] = usb_count_change(vm1, held, t); count < held) f.gone_ms.push_back(at);
+  }
   vm1.kill();
   vm2.kill();
   return f;
@@ -301,6 +356,7 @@ std::string p50_p99(const std::vector<double>& v, const char* unit, int decimals
 }
 
 std::string one(double value, const char* unit, int decimals) {
+  if (value == 0) return "—";  // not measured (the floor column)
   char text[64];
   std::snprintf(text, sizeof text, "%.*f %s", decimals, value, unit);
   return text;
@@ -341,6 +397,8 @@ int main(int argc, char** argv) {
       std::filesystem::create_directories(dir / "reference");
       runs.emplace_back("reference", measure(tb, host, reference, dir / "reference", rounds, plugs));
     }
+    std::filesystem::create_directories(dir / "floor");
+    runs.emplace_back("testbed floor (no daemon)", measure_floor(tb, host, dir / "floor", rounds, plugs));
 
     std::printf("| figure |");
     for (const auto& [name, f] : runs) std::printf(" %s |", name.c_str());
@@ -353,6 +411,7 @@ int main(int argc, char** argv) {
       std::printf("\n");
     };
     row("start → API ready", [](const Figures& f) {
+      if (f.api_ready_ms.empty()) return std::string("—");
       char text[96];
       auto [low, high] = std::ranges::minmax(f.api_ready_ms);
       std::snprintf(text, sizeof text, "%.1f ms (%.1f–%.1f, %d starts)", percentile(f.api_ready_ms, 0.5), low, high, kStarts);
@@ -360,6 +419,7 @@ int main(int argc, char** argv) {
     });
     row("start → first uevent handled", [](const Figures& f) { return one(f.first_uevent_ms, "ms", 1); });
     row("idle RSS / PSS", [](const Figures& f) {
+      if (f.rss_mib == 0) return std::string("—");
       char text[64];
       std::snprintf(text, sizeof text, "%.1f / %.1f MiB", f.rss_mib, f.pss_mib);
       return std::string(text);

@@ -283,9 +283,10 @@ TEST_F(QemuVmTest, AMalformedReplyFailsTheOperationAndTheVmStaysManaged) {
   odd.stop();
 }
 
-// The verification goes out behind device_add and the look behind device_del, before their
-// answers: this monitor answers each only once the command behind it has come (so does QEMU's
-// own reading, while a command runs, with "oob" enabled: the greeting offers it, the session takes it).
+// On a QEMU older than 7.2 the question whether the device is attached goes out behind device_add,
+// and on every QEMU the look behind device_del, before their answers: this monitor answers each only
+// once the command behind it has come (so does QEMU's own reading, while a command runs, with "oob"
+// enabled: the greeting offers it, the session takes it).
 TEST_F(QemuVmTest, EachCheckIsSentBehindTheCommandItChecks) {
   nlohmann::json pending;  // the device_add or device_del not answered yet
   std::atomic<bool> oob = false;
@@ -303,7 +304,7 @@ TEST_F(QemuVmTest, EachCheckIsSentBehindTheCommandItChecks) {
     if (command == "qom-list")
       return first + nlohmann::json{{"error", {{"class", "DeviceNotFound"}, {"desc", "Device not found"}}}, {"id", r["id"]}}.dump();
     return std::nullopt;
-  });
+  }, {7, 1});
   QemuVm fast(io, "fast", dir / "fast.qmp", quick());
   fast.start();
   ASSERT_TRUE(run_until(io, [&] { return fast.running(); }));
@@ -313,6 +314,56 @@ TEST_F(QemuVmTest, EachCheckIsSentBehindTheCommandItChecks) {
   EXPECT_EQ(fake.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status", "qmp_capabilities", "device_add",
                                                        "qom-get", "qmp_capabilities", "device_del", "qom-list"}));
   fast.stop();
+}
+
+// From QEMU 7.2 on, device_add of a usb-host by bus and address succeeds only once the host device
+// is open and attached (the real one: AttachesAHostDeviceVerifiesItAndDetachesIt): nothing more is asked.
+TEST_F(QemuVmTest, FromQemu72DeviceAddIsTheCheck) {
+  test::FakeQmp fake(dir / "new.qmp", [&](const nlohmann::json& r) -> std::optional<std::string> {
+    if (r.value("execute", "") == "device_add") return test::FakeQmp::reply(r, nlohmann::json::object());
+    return std::nullopt;  // a qom-get would get no answer, and the attach would time out
+  });
+  QemuVm vm(io, "new", dir / "new.qmp", quick());
+  vm.start();
+  ASSERT_TRUE(run_until(io, [&] { return vm.running(); }));
+  complete(io, vm.attach_usb(usb(1, 40)));
+  EXPECT_EQ(fake.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status", "qmp_capabilities", "device_add"}));
+  vm.stop();
+}
+
+// What is asked is believed: an older QEMU that added the usb-host without attaching its device, or
+// an id already taken by a usb-host whose device is gone, is an error, and the usb-host is removed.
+TEST_F(QemuVmTest, AUsbHostLeftUnattachedIsAnErrorAndRemoved) {
+  struct Case {
+    std::pair<int, int> version;
+    bool duplicate;
+  };
+  for (auto [version, duplicate] : {Case{{6, 2}, false}, Case{{7, 2}, true}, Case{{9, 2}, true}}) {
+    std::atomic<bool> attached = false;
+    auto socket = dir / ("v" + std::to_string(version.first) + ".qmp");
+    test::FakeQmp fake(socket, [&](const nlohmann::json& r) -> std::optional<std::string> {
+      auto command = r.value("execute", "");
+      if (command == "device_add" && duplicate)
+        return nlohmann::json{{"error", {{"class", "GenericError"}, {"desc", "Duplicate device ID 'vhp-usb-1-40'"}}}, {"id", r["id"]}}.dump();
+      if (command == "device_add" || command == "device_del") return test::FakeQmp::reply(r, nlohmann::json::object());
+      if (command == "qom-get") return test::FakeQmp::reply(r, attached.load());
+      return std::nullopt;
+    }, version);
+    QemuVm vm(io, "old", socket, quick());
+    vm.start();
+    ASSERT_TRUE(run_until(io, [&] { return vm.running(); }));
+    try {
+      complete(io, vm.attach_usb(usb(1, 40)));
+      ADD_FAILURE() << "an unattached usb-host taken for attached on " << version.first << "." << version.second;
+    } catch (const VmError& e) {
+      EXPECT_EQ(std::string(e.what()), "QEMU added vhp-usb-1-40 but did not attach the host device");
+    }
+    EXPECT_EQ(fake.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status", "qmp_capabilities", "device_add",
+                                                         "qom-get", "device_del"}));
+    attached = true;
+    complete(io, vm.attach_usb(usb(1, 40)));  // attached after all: accepted
+    vm.stop();
+  }
 }
 
 // A session that breaks after connecting (a garbled answer, a timeout) is not the VM going away.

@@ -304,13 +304,13 @@ TEST(UsbDescriptors, HostileLengths) {
 
 TEST(UsbDescriptors, ReadsTheFileUpToTheLargestConfiguration) {
   test::TempDir dir;
-  EXPECT_EQ(read_descriptors_file(dir.path()), std::nullopt);
+  EXPECT_EQ(read_descriptors_file(SysfsDir(dir.path())), std::nullopt);
   std::ofstream(dir / "descriptors", std::ios::binary).write(reinterpret_cast<const char*>(kWebcam.data()),
                                                              static_cast<std::streamsize>(kWebcam.size()));
-  EXPECT_EQ(read_descriptors_file(dir.path()), kWebcam);
+  EXPECT_EQ(read_descriptors_file(SysfsDir(dir.path())), kWebcam);
 
   std::ofstream(dir / "descriptors", std::ios::binary) << std::string(100'000, 'x');
-  auto capped = read_descriptors_file(dir.path());
+  auto capped = read_descriptors_file(SysfsDir(dir.path()));
   ASSERT_TRUE(capped);
   EXPECT_EQ(capped->size(), 18u + 0xffff);
 }
@@ -320,7 +320,7 @@ TEST(UsbDescriptors, FileIsNotReadThroughALink) {
   std::ofstream(dir / "real", std::ios::binary).write(reinterpret_cast<const char*>(kStick.data()),
                                                       static_cast<std::streamsize>(kStick.size()));
   std::filesystem::create_symlink(dir / "real", dir / "descriptors");
-  EXPECT_EQ(read_descriptors_file(dir.path()), std::nullopt);
+  EXPECT_EQ(read_descriptors_file(SysfsDir(dir.path())), std::nullopt);
 }
 
 // read_usb_device on a umockdev host.

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "device/parse.h"
+#include "device/sysfs_dir.h"
 #include "device/usb_descriptors.h"
 
 namespace vhp {
@@ -22,19 +24,30 @@ std::optional<std::string> non_empty(const char* value) {
   return std::string(v);
 }
 
-// Typed access to one device's properties and sysfs attributes, with errors naming the field.
+// Typed access to one device's udev properties (read in one pass: each lookup of an absent one would
+// otherwise try the udev database again) and its sysfs attributes (read relative to its directory,
+// opened once), with errors naming the field.
 class Fields {
  public:
-  explicit Fields(udev_device* dev) : dev_(dev) {}
+  explicit Fields(udev_device* dev) : dir_(udev_device_get_syspath(dev)) {
+    for (auto* entry = udev_device_get_properties_list_entry(dev); entry; entry = udev_list_entry_get_next(entry)) {
+      const char* name = udev_list_entry_get_name(entry);
+      const char* value = udev_list_entry_get_value(entry);
+      if (name && value) properties_.emplace_back(name, value);
+    }
+  }
 
-  std::optional<std::string> prop(const char* name) const {
-    return non_empty(udev_device_get_property_value(dev_, name));
+  std::optional<std::string> prop(std::string_view name) const {
+    for (const auto& [key, value] : properties_)
+      if (key == name) return non_empty(value);
+    return std::nullopt;
   }
   std::optional<std::string> attr(const char* name) const {
-    return non_empty(udev_device_get_sysattr_value(dev_, name));
+    auto value = dir_.read(name);
+    return value ? non_empty(value->c_str()) : std::nullopt;
   }
   // The first present of a property and then an attribute.
-  std::optional<std::string> prop_or_attr(const char* property, const char* attribute) const {
+  std::optional<std::string> prop_or_attr(std::string_view property, const char* attribute) const {
     if (auto v = prop(property)) return v;
     return attr(attribute);
   }
@@ -45,17 +58,20 @@ class Fields {
     if (!v) throw DeviceReadError(std::string("unparsable ") + what + " '" + *text + "'");
     return *v;
   }
-  // Optional numeric attribute: 0 when absent, an error when present but malformed.
-  int attr_number(const char* name, int base, long max) const {
-    auto text = attr(name);
+  // Optional numeric value: 0 when absent, an error when present but malformed.
+  static int optional_number(const std::optional<std::string>& text, int base, long max, const char* what) {
     if (!text) return 0;
-    long v = number(text, base, name);
-    if (v > max) throw DeviceReadError(std::string("out-of-range ") + name + " '" + *text + "'");
+    long v = number(text, base, what);
+    if (v > max) throw DeviceReadError(std::string("out-of-range ") + what + " '" + *text + "'");
     return static_cast<int>(v);
   }
+  int attr_number(const char* name, int base, long max) const { return optional_number(attr(name), base, max, name); }
+
+  const SysfsDir& dir() const { return dir_; }
 
  private:
-  udev_device* dev_;
+  SysfsDir dir_;
+  std::vector<std::pair<std::string_view, const char*>> properties_;  // owned by the udev device
 };
 
 std::string hex4(const std::optional<std::string>& text, const char* what) {
@@ -83,14 +99,12 @@ std::vector<int> parse_ports(const std::string& devpath) {
 
 // The hub a device hangs off is the directory holding its own, for every device but a root hub (whose
 // parent is its controller): one file read rather than a udev device for the hub.
-void read_parent_hub(UsbDevice& d) {
+void read_parent_hub(UsbDevice& d, const Fields& f) {
   if (d.ports.empty()) return;  // a root hub
-  auto hub = fs::path(d.sys_path).parent_path();
-  std::ifstream in(hub / "devnum");
-  std::string text;
-  if (!(in >> text)) return;  // no USB device above (only a test's sysfs hangs one elsewhere)
-  d.parent_sys_name = hub.filename().string();
-  d.parent_devnum = static_cast<int>(parse_number(text, 10).value_or(0));
+  auto text = f.attr("../devnum");
+  if (!text) return;  // no USB device above (only a test's sysfs hangs one elsewhere)
+  d.parent_sys_name = fs::path(d.sys_path).parent_path().filename().string();
+  d.parent_devnum = static_cast<int>(parse_number(*text, 10).value_or(0));
 }
 
 // udev's ID_USB_INTERFACES format: ":" + "ccsspp:" for each distinct interface.
@@ -164,22 +178,26 @@ UsbDevice read_usb_device(udev_device* dev) {
   d.product_name = f.prop("ID_MODEL_FROM_DATABASE");
   if (!d.product_name) d.product_name = f.prop("ID_MODEL");
   if (!d.product_name) d.product_name = d.product;
-  d.serial = f.prop_or_attr("ID_SERIAL_SHORT", "serial");
-  d.language_id = (d.manufacturer || d.product || f.attr("serial")) ? 0x0409 : 0;
+  auto serial_attribute = f.attr("serial");
+  d.serial = f.prop("ID_SERIAL_SHORT");
+  if (!d.serial) d.serial = serial_attribute;
+  d.language_id = (d.manufacturer || d.product || serial_attribute) ? 0x0409 : 0;
 
   d.removable = f.attr("removable").value_or("");
   d.speed = usb_speed_from_sysfs(f.attr("speed").value_or(""));
   auto configuration = f.attr("bConfigurationValue");  // empty while unconfigured
   d.configured = configuration.has_value();
   d.self_powered = d.configured && (f.attr_number("bmAttributes", 16, 0xFF) & 0x40) != 0;
-  read_parent_hub(d);
-  if (const char* drv = udev_device_get_driver(dev)) d.driver = drv;
+  read_parent_hub(d, f);
+  // As libudev: the event's DRIVER when it names one, else the link as it is now.
+  if (auto drv = f.prop("DRIVER")) d.driver = *drv;
+  else if (auto link = f.dir().link_name("driver")) d.driver = *link;
 
   // One read of the raw descriptors rather than a udev device per interface directory: they are there
   // from the add uevent on, for an unauthorized (never configured) device too.
-  if (auto descriptors = read_descriptors_file(d.sys_path)) {
+  if (auto descriptors = read_descriptors_file(f.dir())) {
     std::optional<int> active;
-    if (configuration) active = f.attr_number("bConfigurationValue", 10, 0xFF);  // libudev caches the value
+    if (configuration) active = Fields::optional_number(configuration, 10, 0xFF, "bConfigurationValue");
     d.interface_list = interfaces_from_descriptors(*descriptors, active);
   }
   d.interfaces = f.prop("ID_USB_INTERFACES");

@@ -2,10 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace vhp {
 namespace {
@@ -13,19 +9,6 @@ namespace {
 constexpr std::uint8_t kDeviceType = 1, kConfigType = 2, kInterfaceType = 4;
 constexpr std::size_t kDeviceLength = 18, kConfigLength = 9, kInterfaceLength = 9;
 constexpr std::size_t kMaxFileSize = kDeviceLength + 0xFFFF;  // and the largest configuration (16-bit wTotalLength)
-
-// Fills `buffer` from `fd` until end of file or the buffer is full; the bytes read, or nullopt on error.
-std::optional<std::size_t> read_up_to(int fd, std::span<std::uint8_t> buffer) {
-  std::size_t filled = 0;
-  while (filled < buffer.size()) {
-    ssize_t n = ::read(fd, buffer.data() + filled, buffer.size() - filled);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::nullopt;
-    if (n == 0) break;
-    filled += static_cast<std::size_t>(n);
-  }
-  return filled;
-}
 
 struct Configuration {
   int value = 0;                         // bConfigurationValue
@@ -91,12 +74,9 @@ std::vector<UsbInterface> interfaces_from_descriptors(std::span<const std::uint8
   return first.interfaces;
 }
 
-std::optional<std::vector<std::uint8_t>> read_descriptors_file(const std::string& sys_path) {
-  int fd = ::open((sys_path + "/descriptors").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return std::nullopt;
+std::optional<std::vector<std::uint8_t>> read_descriptors_file(const SysfsDir& device) {
   std::vector<std::uint8_t> bytes(kMaxFileSize);
-  auto size = read_up_to(fd, bytes);
-  ::close(fd);
+  auto size = device.read_bytes("descriptors", bytes);
   if (!size) return std::nullopt;
   bytes.resize(*size);
   return bytes;

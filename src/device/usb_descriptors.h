@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "device/sysfs_dir.h"
 #include "device/usb_device.h"
 
 namespace vhp {
@@ -20,8 +21,8 @@ namespace vhp {
 std::vector<UsbInterface> interfaces_from_descriptors(std::span<const std::uint8_t> bytes,
                                                       std::optional<int> configuration = std::nullopt);
 
-// `<sys_path>/descriptors`, up to the device descriptor plus the largest configuration; nullopt
-// when absent or unreadable.
-std::optional<std::vector<std::uint8_t>> read_descriptors_file(const std::string& sys_path);
+// The device directory's `descriptors`, up to the device descriptor plus the largest configuration;
+// nullopt when absent, unreadable or a symlink.
+std::optional<std::vector<std::uint8_t>> read_descriptors_file(const SysfsDir& device);
 
 }  // namespace vhp

@@ -288,18 +288,24 @@ asio::awaitable<json> QemuVm::execute(QmpConnection& c, const std::string& comma
 
 // ---- USB --------------------------------------------------------------------------------------
 
+// QEMU 7.2 and later realize a usb-host given by hostbus and hostaddr alone by opening the host
+// device and attaching it to the guest's port, or fail device_add ("failed to find host usb
+// device", "failed to open host usb device"): its success is the verification (hw/usb/host-libusb.c;
+// docs/BENCHMARKS.md). An older QEMU, and an id found taken (a usb-host of ours whose device may have
+// gone since), are asked whether it is attached.
 asio::awaitable<void> QemuVm::attach_usb(UsbDevice device) {
   int bus = device.busnum, addr = device.devnum;
   Body body = [this, bus, addr](QmpConnection& c) -> asio::awaitable<void> {
     auto id = usb_id(bus, addr);
     json args{{"driver", "usb-host"}, {"id", id}, {"hostbus", bus}, {"hostaddr", addr}};
     auto args_attached = qom_get("/machine/peripheral/" + id, "attached");
-    std::uint64_t verification = 0;
+    bool ask = !c.qemu_at_least(7, 2);
+    std::optional<std::uint64_t> verification;
     for (int attempt = 0;; ++attempt) {
-      // The verification goes out behind device_add: QEMU reads it while it realizes the device
-      // rather than after answering (docs/BENCHMARKS.md). After a failed attempt its answer is skipped.
+      // The question goes out behind device_add: QEMU reads it while it realizes the device rather
+      // than after answering (docs/BENCHMARKS.md). After a failed attempt its answer is skipped.
       auto add = co_await send(c, "device_add", args);
-      verification = co_await send(c, "qom-get", args_attached);
+      if (ask) verification = co_await send(c, "qom-get", args_attached);
       std::string error;
       try {
         co_await receive(c, add, "device_add");
@@ -307,12 +313,14 @@ asio::awaitable<void> QemuVm::attach_usb(UsbDevice device) {
       } catch (const QmpError& e) {
         error = e.what();
       }
-      if (error.starts_with("Duplicate device ID")) break;  // ours already: verified all the same
+      if (error.starts_with("Duplicate device ID")) {  // ours already: is its device still attached?
+        if (!verification) verification = co_await send(c, "qom-get", args_attached);
+        break;
+      }
       if (!error.starts_with("failed to find host usb device") || attempt >= timeouts_.attach_retries) throw VmError(error);
       co_await pause(io_, timeouts_.attach_retry_interval);
     }
-    auto attached = co_await receive(c, verification, "qom-get");
-    if (attached != true) {
+    if (verification && co_await receive(c, *verification, "qom-get") != true) {
       bool removed = true;
       auto args_del = by_id(id);
       try {

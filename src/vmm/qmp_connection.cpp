@@ -31,6 +31,22 @@ QmpError error_of(const json& error) {
                   desc != error.end() && desc->is_string() ? desc->get<std::string>() : "unknown QMP error");
 }
 
+// {"version": {"qemu": {"major": 7, "minor": 2, …}}} → {7, 2}; {0, 0} for anything else.
+std::pair<int, int> greeting_version(const json& qmp) {
+  auto number = [](const json& object, const char* key) -> std::optional<int> {
+    auto it = object.find(key);
+    if (it == object.end() || !it->is_number_unsigned() || it->get<std::uint64_t>() > 1000) return std::nullopt;
+    return static_cast<int>(it->get<std::uint64_t>());
+  };
+  auto version = qmp.find("version");
+  if (version == qmp.end() || !version->is_object()) return {0, 0};
+  auto qemu = version->find("qemu");
+  if (qemu == version->end() || !qemu->is_object()) return {0, 0};
+  auto major = number(*qemu, "major"), minor = number(*qemu, "minor");
+  if (!major || !minor) return {0, 0};
+  return {*major, *minor};
+}
+
 }  // namespace
 
 QmpConnection::QmpConnection(asio::any_io_executor ex) : socket_(ex), deadline_(ex) {}
@@ -120,6 +136,7 @@ asio::awaitable<void> QmpConnection::open(const std::string& socket_path, Durati
   auto qmp = greeting.find("QMP");
   if (qmp == greeting.end() || !qmp->is_object())
     throw QmpError("Protocol", "no QMP greeting on " + socket_path + " (got " + greeting.dump().substr(0, 120) + ")");
+  qemu_version_ = greeting_version(*qmp);
   auto offered = qmp->find("capabilities");
   bool oob = offered != qmp->end() && offered->is_array() && std::ranges::find(*offered, json("oob")) != offered->end();
   co_await write_line(oob ? "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}\n"

@@ -54,6 +54,8 @@ class QmpConnection : public std::enable_shared_from_this<QmpConnection> {
                                                     std::function<bool(const nlohmann::json&)> matches, Duration timeout);
   // The monitor's process (SO_PEERCRED), when the kernel can tell.
   std::optional<pid_t> peer_pid();
+  // Whether the greeting named QEMU `major`.`minor` or later (false when it named no version).
+  bool qemu_at_least(int major, int minor) const { return qemu_version_ >= std::pair{major, minor}; }
   bool is_open() const { return open_; }
   void close();
 
@@ -73,6 +75,7 @@ class QmpConnection : public std::enable_shared_from_this<QmpConnection> {
   bool open_ = false;
   std::string input_;
   std::uint64_t next_id_ = 1;
+  std::pair<int, int> qemu_version_{0, 0};  // major, minor, from the greeting
   std::deque<nlohmann::json> events_;  // (name, data) objects: {"event":…, "data":…}
 };
 

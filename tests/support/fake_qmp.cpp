@@ -11,8 +11,13 @@
 namespace vhp::test {
 
 namespace {
-constexpr const char* kGreeting =
-    R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u6"}, "capabilities": ["oob"]}})";
+// QEMU 7.2's greeting (Debian 12's package), with another version when asked.
+std::string greeting(std::pair<int, int> version) {
+  auto [major, minor] = version;
+  auto text = std::to_string(major) + "." + std::to_string(minor);
+  return R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": )" + std::to_string(minor) + R"(, "major": )" +
+         std::to_string(major) + R"(}, "package": "Debian 1:)" + text + R"(+dfsg-7+deb12u6"}, "capabilities": ["oob"]}})";
+}
 
 void send_line(int fd, const std::string& line) {
   std::string out = line + "\r\n";
@@ -20,7 +25,8 @@ void send_line(int fd, const std::string& line) {
 }
 }  // namespace
 
-FakeQmp::FakeQmp(std::string path, Answer answer) : path_(std::move(path)), answer_(std::move(answer)) {
+FakeQmp::FakeQmp(std::string path, Answer answer, std::pair<int, int> qemu_version)
+    : path_(std::move(path)), answer_(std::move(answer)), greeting_(greeting(qemu_version)) {
   ::unlink(path_.c_str());
   fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
@@ -60,7 +66,7 @@ std::string FakeQmp::reply(const nlohmann::json& request, const nlohmann::json& 
 }
 
 void FakeQmp::serve(int client) {
-  send_line(client, kGreeting);
+  send_line(client, greeting_);
   std::string buffer;
   while (!stop_) {
     pollfd p{client, POLLIN, 0};

@@ -1,6 +1,6 @@
 #pragma once
 // A scripted QMP server for what real QEMU cannot be made to do here (hang, answer garbage). It
-// speaks the real protocol otherwise: QEMU 7.2's greeting, qmp_capabilities, replies carrying the
+// speaks the real protocol otherwise: QEMU 7.2's greeting (or another version's), qmp_capabilities, replies carrying the
 // request's id, one client at a time (the next waits in the backlog, as with QEMU's monitor).
 #include <atomic>
 #include <functional>
@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -20,7 +21,7 @@ class FakeQmp {
   // qmp_capabilities and query-status are answered as QEMU does, and anything else with silence.
   using Answer = std::function<std::optional<std::string>(const nlohmann::json& request)>;
 
-  FakeQmp(std::string path, Answer answer);
+  FakeQmp(std::string path, Answer answer, std::pair<int, int> qemu_version = {7, 2});
   ~FakeQmp();
 
   int connections() const { return connections_; }
@@ -34,6 +35,7 @@ class FakeQmp {
 
   std::string path_;
   Answer answer_;
+  std::string greeting_;
   int fd_ = -1;
   std::atomic<bool> stop_ = false;
   std::atomic<int> connections_ = 0;
