@@ -317,17 +317,21 @@ TEST_F(QemuVmTest, EachCheckIsSentBehindTheCommandItChecks) {
 }
 
 // From QEMU 7.2 on, device_add of a usb-host by bus and address succeeds only once the host device
-// is open and attached (the real one: AttachesAHostDeviceVerifiesItAndDetachesIt): nothing more is asked.
-TEST_F(QemuVmTest, FromQemu72DeviceAddIsTheCheck) {
+// is open and attached, and device_del of a USB device only once it is unplugged (the real one:
+// AttachesAHostDeviceVerifiesItAndDetachesIt): nothing more is asked.
+TEST_F(QemuVmTest, FromQemu72TheAnswersToDeviceAddAndDelAreFinal) {
   test::FakeQmp fake(dir / "new.qmp", [&](const nlohmann::json& r) -> std::optional<std::string> {
-    if (r.value("execute", "") == "device_add") return test::FakeQmp::reply(r, nlohmann::json::object());
-    return std::nullopt;  // a qom-get would get no answer, and the attach would time out
+    auto command = r.value("execute", "");
+    if (command == "device_add" || command == "device_del") return test::FakeQmp::reply(r, nlohmann::json::object());
+    return std::nullopt;  // a qom-get or qom-list would get no answer, and the operation would time out
   });
   QemuVm vm(io, "new", dir / "new.qmp", quick());
   vm.start();
   ASSERT_TRUE(run_until(io, [&] { return vm.running(); }));
   complete(io, vm.attach_usb(usb(1, 40)));
-  EXPECT_EQ(fake.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status", "qmp_capabilities", "device_add"}));
+  complete(io, vm.detach_usb(held(1, 40)));
+  EXPECT_EQ(fake.commands(), (std::vector<std::string>{"qmp_capabilities", "query-status", "qmp_capabilities", "device_add",
+                                                       "qmp_capabilities", "device_del"}));
   vm.stop();
 }
 

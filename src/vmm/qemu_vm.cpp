@@ -290,16 +290,21 @@ asio::awaitable<json> QemuVm::execute(QmpConnection& c, const std::string& comma
 
 // QEMU 7.2 and later realize a usb-host given by hostbus and hostaddr alone by opening the host
 // device and attaching it to the guest's port, or fail device_add ("failed to find host usb
-// device", "failed to open host usb device"): its success is the verification (hw/usb/host-libusb.c;
-// docs/BENCHMARKS.md). An older QEMU, and an id found taken (a usb-host of ours whose device may have
-// gone since), are asked whether it is attached.
+// device", "failed to open host usb device"), and unplug a USB device within device_del (the USB bus
+// has no unplug request step): their answers are final (hw/usb/host-libusb.c, hw/usb/bus.c, read for
+// 7.2 and probed here; docs/PASSTHROUGH.md). An older or unnamed QEMU is asked, and so is any QEMU
+// about an id found taken (a usb-host of ours whose device may have gone since).
+namespace {
+bool usb_answers_are_final(const QmpConnection& c) { return c.qemu_at_least(7, 2); }
+}  // namespace
+
 asio::awaitable<void> QemuVm::attach_usb(UsbDevice device) {
   int bus = device.busnum, addr = device.devnum;
   Body body = [this, bus, addr](QmpConnection& c) -> asio::awaitable<void> {
     auto id = usb_id(bus, addr);
     json args{{"driver", "usb-host"}, {"id", id}, {"hostbus", bus}, {"hostaddr", addr}};
     auto args_attached = qom_get("/machine/peripheral/" + id, "attached");
-    bool ask = !c.qemu_at_least(7, 2);
+    bool ask = !usb_answers_are_final(c);
     std::optional<std::uint64_t> verification;
     for (int attempt = 0;; ++attempt) {
       // The question goes out behind device_add: QEMU reads it while it realizes the device rather
@@ -345,14 +350,16 @@ asio::awaitable<void> QemuVm::detach_usb(VmUsbDevice device) {
       for (const auto& held : co_await scan_usb(c))
         if (held.hostbus == device.hostbus && held.hostaddr == device.hostaddr) id = held.id;
     if (id.empty()) co_return;  // QEMU holds nothing at that address
-    // A USB device is unplugged synchronously: once it has left the QOM tree, its host device is
-    // released. QEMU sends DEVICE_DELETED only ~50 ms later (its RCU thread batches), so look first,
-    // with the look sent behind device_del (as attach_usb's verification).
+    // A USB device is unplugged within device_del: from QEMU 7.2 on its answer says so; before,
+    // the look behind it (as attach_usb's question) finds it out of the QOM tree. QEMU sends
+    // DEVICE_DELETED only ~50 ms later (its RCU thread batches): awaited only when it is still there.
     auto path = id.starts_with('/') ? id : "/machine/peripheral/" + id;
     auto args_del = by_id(id);
     json args_path{{"path", path}};  // named: GCC 12 rejects a braced temporary among a co_await's arguments
+    bool look = !usb_answers_are_final(c);
     auto del = co_await send(c, "device_del", std::move(args_del));
-    auto look = co_await send(c, "qom-list", std::move(args_path));
+    std::optional<std::uint64_t> looked;
+    if (look) looked = co_await send(c, "qom-list", std::move(args_path));
     try {
       co_await receive(c, del, "device_del");
     } catch (const QmpError& e) {
@@ -360,11 +367,13 @@ asio::awaitable<void> QemuVm::detach_usb(VmUsbDevice device) {
       ids_.erase(address);  // not there: nothing to detach
       co_return;
     }
-    bool gone = false;
-    try {
-      co_await receive(c, look, "qom-list");
-    } catch (const QmpError&) {
-      gone = true;  // "Device … not found": out of the tree
+    bool gone = !looked;
+    if (looked) {
+      try {
+        co_await receive(c, *looked, "qom-list");
+      } catch (const QmpError&) {
+        gone = true;  // "Device … not found": out of the tree
+      }
     }
     if (gone) {
       ids_.erase(address);
