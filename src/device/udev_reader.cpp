@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <optional>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "device/parse.h"
@@ -24,30 +23,19 @@ std::optional<std::string> non_empty(const char* value) {
   return std::string(v);
 }
 
-// Typed access to one device's udev properties (read in one pass: each lookup of an absent one would
-// otherwise try the udev database again) and its sysfs attributes (read relative to its directory,
-// opened once), with errors naming the field.
+// Typed access to one device's udev properties and its sysfs attributes (read relative to its
+// directory, opened once), with errors naming the field.
 class Fields {
  public:
-  explicit Fields(udev_device* dev) : dir_(udev_device_get_syspath(dev)) {
-    for (auto* entry = udev_device_get_properties_list_entry(dev); entry; entry = udev_list_entry_get_next(entry)) {
-      const char* name = udev_list_entry_get_name(entry);
-      const char* value = udev_list_entry_get_value(entry);
-      if (name && value) properties_.emplace_back(name, value);
-    }
-  }
+  explicit Fields(udev_device* dev) : dev_(dev), dir_(udev_device_get_syspath(dev)) {}
 
-  std::optional<std::string> prop(std::string_view name) const {
-    for (const auto& [key, value] : properties_)
-      if (key == name) return non_empty(value);
-    return std::nullopt;
-  }
+  std::optional<std::string> prop(const char* name) const { return non_empty(udev_device_get_property_value(dev_, name)); }
   std::optional<std::string> attr(const char* name) const {
     auto value = dir_.read(name);
     return value ? non_empty(value->c_str()) : std::nullopt;
   }
   // The first present of a property and then an attribute.
-  std::optional<std::string> prop_or_attr(std::string_view property, const char* attribute) const {
+  std::optional<std::string> prop_or_attr(const char* property, const char* attribute) const {
     if (auto v = prop(property)) return v;
     return attr(attribute);
   }
@@ -70,8 +58,8 @@ class Fields {
   const SysfsDir& dir() const { return dir_; }
 
  private:
+  udev_device* dev_;
   SysfsDir dir_;
-  std::vector<std::pair<std::string_view, const char*>> properties_;  // owned by the udev device
 };
 
 std::string hex4(const std::optional<std::string>& text, const char* what) {
