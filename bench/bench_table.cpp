@@ -271,15 +271,14 @@ Figures measure_floor(test::Testbed& tb, const test::HostPaths& host, const std:
     auto t = clock_type::now();
     tb.uevent(path, "add");
     if (!arrived("add", path, t)) continue;
-    auto reply = bench::qmp_once(vm1.socket(), {{"execute", "device_add"},
-                                                {"arguments", {{"driver", "usb-host"}, {"id", id}, {"hostbus", 1}, {"hostaddr", n}}}});
+    auto reply = test::qmp_session(vm1.socket(), "device_add", {{"driver", "usb-host"}, {"id", id}, {"hostbus", 1}, {"hostaddr", n}}, true);
     if (reply.contains("return")) f.attached_ms.push_back(ms_since(t));
     if (auto [count, at] = usb_count_change(vm1, before, t); count > before) f.visible_ms.push_back(at);
     auto held = vm1.usb_ids().size();
     t = clock_type::now();
     tb.unplug(path);
     if (!arrived("remove", path, t)) continue;
-    bench::qmp_once(vm1.socket(), {{"execute", "device_del"}, {"arguments", {{"id", id}}}});
+    test::qmp_session(vm1.socket(), "device_del", {{"id", id}}, true);
     if (auto [count, at] = usb_count_change(vm1, held, t); count < held) f.gone_ms.push_back(at);
   }
   vm1.kill();

@@ -1,8 +1,7 @@
 #pragma once
-// What the testbed itself costs, with no daemon: a bare libudev monitor on a thread of the bench
-// (when a uevent reaches a process under umockdev's preload), and a bare QMP client (one command on a
-// fresh connection, as any daemon that borrows a VM's monitor must send it). bench_table's "floor"
-// column is made of these.
+// What the testbed itself costs, with no daemon: a bare libudev monitor on a thread of the bench,
+// for when a uevent reaches a process under umockdev's preload. bench_table's "floor" column is made
+// of it and of bare QMP sessions (test::qmp_session).
 #include <poll.h>
 #include <unistd.h>
 
@@ -17,10 +16,8 @@
 #include <utility>
 
 #include <libudev.h>
-#include <nlohmann/json.hpp>
 
 #include "device/udev_ptr.h"
-#include "support/sockets.h"
 
 namespace vhp::bench {
 
@@ -77,29 +74,5 @@ class UeventProbe {
   std::map<std::pair<std::string, std::string>, clock_type::time_point> seen_;
   std::thread thread_;
 };
-
-// One QMP command on a fresh connection to `socket`: the greeting read, capabilities negotiated (with
-// `oob`, as the daemon does), the command sent; its answer (events skipped), or throws.
-inline nlohmann::json qmp_once(const std::string& socket, const nlohmann::json& command) {
-  vhp::test::Fd fd(vhp::test::connect_unix(socket));
-  auto send = [&](const std::string& text) {
-    std::string line = text + "\n";
-    if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) throw std::runtime_error("QMP write failed");
-  };
-  auto answer = [&] {
-    for (;;) {
-      auto line = vhp::test::read_line_fd(fd.get(), std::chrono::seconds(10));
-      if (line.empty()) throw std::runtime_error("no QMP answer from " + socket);
-      auto reply = nlohmann::json::parse(line);
-      if (reply.contains("return") || reply.contains("error") || reply.contains("QMP")) return reply;
-    }
-  };
-  if (fd.get() < 0) throw std::runtime_error("cannot connect to " + socket);
-  answer();  // the greeting
-  send(R"({"execute":"qmp_capabilities","arguments":{"enable":["oob"]}})");
-  answer();
-  send(command.dump());
-  return answer();
-}
 
 }  // namespace vhp::bench

@@ -16,10 +16,14 @@ SysfsDir::~SysfsDir() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+// -1 when absent, a symlink, or not readable (or the directory itself could not be opened).
+int SysfsDir::open_attribute(const char* name) const {
+  return fd_ < 0 ? -1 : ::openat(fd_, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+}
+
 std::optional<std::size_t> SysfsDir::read_bytes(const char* name, std::span<std::uint8_t> buffer) const {
-  if (fd_ < 0) return std::nullopt;
-  int fd = ::openat(fd_, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) return std::nullopt;  // absent, a symlink, or not readable
+  int fd = open_attribute(name);
+  if (fd < 0) return std::nullopt;
   std::size_t filled = 0;
   bool failed = false;
   while (filled < buffer.size()) {
@@ -38,8 +42,7 @@ std::optional<std::size_t> SysfsDir::read_bytes(const char* name, std::span<std:
 
 // One read: the kernel hands a text attribute (at most a page) over whole in the first.
 std::optional<std::string> SysfsDir::read(const char* name) const {
-  if (fd_ < 0) return std::nullopt;
-  int fd = ::openat(fd_, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  int fd = open_attribute(name);
   if (fd < 0) return std::nullopt;
   std::array<char, 4096> buffer;
   ssize_t n;

@@ -1,7 +1,6 @@
 #pragma once
 // One sysfs directory opened once and its attributes read relative to it: an attribute is one
-// openat and one read, where libudev stats, opens and fstats its whole path (each component
-// resolved again) and tries the udev database for every property it lacks.
+// openat and one read, where libudev's sysattr lookup stats, opens and fstats its whole path.
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -26,6 +25,7 @@ class SysfsDir {
   std::optional<std::string> link_name(const char* name) const;
 
  private:
+  int open_attribute(const char* name) const;
   int fd_ = -1;
 };
 

@@ -356,10 +356,9 @@ asio::awaitable<void> QemuVm::detach_usb(VmUsbDevice device) {
     auto path = id.starts_with('/') ? id : "/machine/peripheral/" + id;
     auto args_del = by_id(id);
     json args_path{{"path", path}};  // named: GCC 12 rejects a braced temporary among a co_await's arguments
-    bool look = !usb_answers_are_final(c);
     auto del = co_await send(c, "device_del", std::move(args_del));
     std::optional<std::uint64_t> looked;
-    if (look) looked = co_await send(c, "qom-list", std::move(args_path));
+    if (!usb_answers_are_final(c)) looked = co_await send(c, "qom-list", std::move(args_path));
     try {
       co_await receive(c, del, "device_del");
     } catch (const QmpError& e) {

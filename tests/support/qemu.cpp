@@ -62,31 +62,33 @@ void Qemu::kill() {
 
 bool Qemu::running() { return process_ && process_->running(); }
 
-nlohmann::json Qemu::qmp(const std::string& command, const nlohmann::json& arguments) {
-  int fd = connect_unix(inspect_);
-  if (fd < 0) throw std::runtime_error("cannot connect to " + inspect_);
+nlohmann::json qmp_session(const std::string& socket, const std::string& command, const nlohmann::json& arguments, bool oob) {
+  Fd fd(connect_unix(socket));
+  if (fd.get() < 0) throw std::runtime_error("cannot connect to " + socket);
   auto send = [&](const nlohmann::json& j) {
     auto line = j.dump() + "\n";
-    if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) throw std::runtime_error("qmp write");
+    if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) throw std::runtime_error("qmp write");
   };
   auto next = [&] {  // the next reply, skipping events
     while (true) {
-      auto line = read_line_fd(fd);
-      if (line.empty()) throw std::runtime_error("no QMP reply from " + name_);
+      auto line = read_line_fd(fd.get());
+      if (line.empty()) throw std::runtime_error("no QMP reply from " + socket);
       auto j = nlohmann::json::parse(line);
       if (!j.contains("event")) return j;
     }
   };
   next();  // greeting
-  send({{"execute", "qmp_capabilities"}});
+  nlohmann::json capabilities{{"execute", "qmp_capabilities"}};
+  if (oob) capabilities["arguments"] = {{"enable", {"oob"}}};
+  send(capabilities);
   next();
   nlohmann::json request{{"execute", command}};
   if (!arguments.is_null()) request["arguments"] = arguments;
   send(request);
-  auto reply = next();
-  ::close(fd);
-  return reply;
+  return next();
 }
+
+nlohmann::json Qemu::qmp(const std::string& command, const nlohmann::json& arguments) { return qmp_session(inspect_, command, arguments); }
 
 std::vector<std::string> Qemu::usb_ids() {
   std::vector<std::string> ids;

@@ -19,6 +19,12 @@ namespace vhp::test {
 // (greeting first); empty when QEMU did not greet in time.
 std::vector<nlohmann::json> qmp_one_shot(const std::string& socket, const std::string& command, std::chrono::milliseconds limit);
 
+// One QMP command on a fresh connection to `socket`, in protocol order: the greeting read,
+// qmp_capabilities (with "oob" when `oob`, as the daemon negotiates it when offered), the command;
+// its reply, events skipped. Throws when the monitor does not answer.
+nlohmann::json qmp_session(const std::string& socket, const std::string& command, const nlohmann::json& arguments = nullptr,
+                           bool oob = false);
+
 class Qemu {
  public:
   Qemu(std::string dir, std::string name);  // sockets and logs go in `dir`
